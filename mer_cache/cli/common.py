@@ -1,0 +1,71 @@
+"""Shared CLI pieces: the console, the error table, and option aliases."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mer_cache.errors import (
+    CacheError, ConfigError, DatasetError, LabelError, MerCacheError, ProtocolError,
+    TrunkError, WeightsError,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+# exception type -> headline shown before the message (the message itself says what to do)
+ERROR_TITLES: dict[type[BaseException], str] = {
+    DatasetError: "Dataset problem",
+    LabelError: "Label problem",
+    WeightsError: "Weights problem",
+    TrunkError: "Trunk problem",
+    CacheError: "Cache problem",
+    ConfigError: "Invalid options",
+    ProtocolError: "Evaluation protocol problem",
+    MerCacheError: "Error",
+}
+
+
+def report_error(exc: BaseException) -> int:
+    """Print a friendly one-paragraph error; return the exit code."""
+    if os.environ.get("MER_CACHE_TRACEBACK"):
+        err_console.print_exception()
+    for kind, title in ERROR_TITLES.items():
+        if isinstance(exc, kind):
+            err_console.print(f"[bold red]{title}:[/] {exc}", highlight=False)
+            return 2
+    if isinstance(exc, FileNotFoundError):
+        err_console.print(f"[bold red]File not found:[/] {exc.filename or exc}", highlight=False)
+        return 2
+    if isinstance(exc, KeyboardInterrupt):
+        err_console.print("[yellow]Interrupted.[/] Finished work is kept; rerun the same command to resume.")
+        return 130
+    return -1  # not ours: let it raise
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Call a library function, turning mer-cache errors into messages and exit codes."""
+    try:
+        return fn(*args, **kwargs)
+    except (MerCacheError, FileNotFoundError, KeyboardInterrupt) as exc:
+        code = report_error(exc)
+        if code < 0:
+            raise
+        raise typer.Exit(code) from None
+
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset loader: smic, casme2, samm, casme3, megc2019, folder, manifest, video.")]
+RootOpt = Annotated[Path, typer.Option("--root", "-r", help="Dataset root folder (or manifest CSV).")]
+TrunkOpt = Annotated[str, typer.Option("--trunk", "-t", help="Trunk name (see `mer-cache weights list`), or tv:<torchvision name>.")]
+WeightsOpt = Annotated[str | None, typer.Option("--weights", "-w", help="Weight file, 'random', or omitted for the trunk's default file in the weights directory.")]
+LayerOpt = Annotated[str | None, typer.Option("--layer", "-l", help="Layer to tap (default: the trunk's embedding layer).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -37,9 +37,19 @@ def register_trunk(spec: TrunkSpec, builder: Builder) -> None:
     _REGISTRY[spec.name] = (spec, builder)
 
 
+_BUILTIN_MODULES = ("tiny", "resnet_caffe", "senet", "minixception")
+
+
 def _ensure_builtin() -> None:
     # Importing the model modules registers them; kept lazy so `import mer_cache` is cheap.
-    from mer_cache.trunks import minixception, resnet_caffe, senet  # noqa: F401
+    import importlib
+
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(f"mer_cache.trunks.{mod}")
+        except ModuleNotFoundError as exc:  # TODO(before release): drop once all exist
+            if exc.name != f"mer_cache.trunks.{mod}":
+                raise
 
 
 def trunk_names() -> list[str]:

@@ -69,3 +69,8 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def fail(exc: BaseException) -> None:
+    """Report a mer-cache error raised by the CLI itself and exit."""
+    raise typer.Exit(report_error(exc))

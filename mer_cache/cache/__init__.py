@@ -1,0 +1,14 @@
+"""The embedding cache: per-clip ``(T, D)`` sequences in Zarr with a fingerprint.
+
+See :mod:`mer_cache.cache.store` for the layout and why it is shaped that way.
+"""
+
+from mer_cache.cache.api import (
+    CacheSummary, CacheWriter, EmbeddingCache, open_cache, prepare_cache, verify_cache,
+)
+from mer_cache.cache.export import export_h5
+from mer_cache.cache.fingerprint import build_fingerprint, catalogue_sha256
+from mer_cache.cache.store import CachedClip
+
+__all__ = ["CacheSummary", "CacheWriter", "CachedClip", "EmbeddingCache", "build_fingerprint",
+           "catalogue_sha256", "export_h5", "open_cache", "prepare_cache", "verify_cache"]

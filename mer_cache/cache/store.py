@@ -1,0 +1,231 @@
+"""The Zarr layout of an embedding cache. Only this module touches Zarr directly.
+
+Layout (zarr v3 group)::
+
+    cache.zarr/
+      zarr.json            root attributes "mer_cache": layout version, fingerprint,
+                           chunk_rows, total_rows, summary after finalize
+      embeddings           (total_rows, D) float16|float32, chunks (chunk_rows, D),
+                           uncompressed (embeddings barely compress), fill NaN
+      clips/row_start      (n,) int64     first row of each clip in `embeddings`
+      clips/n_frames       (n,) int32
+      clips/onset|apex|offset (n,) int32  0-based frame index, -1 when not annotated
+      clips/clip_id|dataset|subject|label (n,) str
+      status               (n,) uint8, one chunk per clip: 0 pending, 1 done, 2 failed
+      errors               (n,) str, one chunk per clip: why a clip failed
+
+Why this shape:
+- One big 2-D array read in a few large chunks loads at close to raw disk speed; one
+  array per clip would cost a metadata round trip per clip.
+- Clips are *packed* into chunks so that no clip straddles a chunk boundary unless it is
+  longer than a chunk, in which case it starts on a boundary and owns whole chunks. A
+  "unit" (a chunk, or the run of chunks of one long clip) is therefore owned by exactly
+  one writer: several processes never write the same chunk (Zarr is only safe then).
+- Completion is explicit: a clip is done when its `status` chunk says so, written only
+  after its rows were stored (Zarr's local store renames each chunk file into place, so a
+  kill leaves either the old or the new chunk, never a torn one). A missing chunk reads as
+  NaN, never as "done".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from mer_cache.errors import CacheError
+
+LAYOUT_VERSION = 1
+ATTR_KEY = "mer_cache"
+PENDING, DONE, FAILED = 0, 1, 2
+DEFAULT_CHUNK_BYTES = 4 * 2**20  # >= ~1 MB chunks read well (REFERENCE 7)
+MIN_UNITS = 16  # enough units to spread a small cache over several writers
+STRING_FIELDS = ("clip_id", "dataset", "subject", "label")
+INT_FIELDS = ("n_frames", "onset", "apex", "offset")
+
+
+@dataclass(frozen=True)
+class CachedClip:
+    """One row of the clip table."""
+
+    index: int
+    clip_id: str
+    dataset: str
+    subject: str
+    label: str
+    n_frames: int
+    onset: int
+    apex: int
+    offset: int
+    row_start: int
+
+
+def choose_chunk_rows(n_frames: list[int], dim: int, itemsize: int,
+                      chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Rows per chunk: ~``chunk_bytes`` per chunk, but at least MIN_UNITS units in all."""
+    total = max(1, sum(n_frames))
+    rows = max(1, chunk_bytes // (dim * itemsize))
+    rows = min(rows, max(64, math.ceil(total / MIN_UNITS)))
+    return int(max(rows, 1))
+
+
+def pack_rows(n_frames: list[int], chunk_rows: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Place clips in rows so no clip crosses a chunk boundary it could avoid.
+
+    Returns ``(row_start, unit, total_rows)``: the first row of every clip, the unit
+    (write-ownership group) of every clip, and the array length (whole chunks).
+    """
+    row_start = np.zeros(len(n_frames), dtype=np.int64)
+    unit = np.zeros(len(n_frames), dtype=np.int64)
+    row, u = 0, -1
+    chunk_of_unit_start = -1
+    for i, t in enumerate(n_frames):
+        used = row % chunk_rows
+        if t > chunk_rows or used == 0 or used + t > chunk_rows:
+            row = math.ceil(row / chunk_rows) * chunk_rows  # next chunk boundary
+        chunk = row // chunk_rows
+        if chunk != chunk_of_unit_start or t > chunk_rows:
+            u += 1
+            chunk_of_unit_start = chunk
+        row_start[i] = row
+        unit[i] = u
+        row += t
+        if t > chunk_rows:  # a long clip owns its chunks; the next clip starts fresh
+            row = math.ceil(row / chunk_rows) * chunk_rows
+            chunk_of_unit_start = -1
+    total_rows = max(chunk_rows, math.ceil(row / chunk_rows) * chunk_rows)
+    return row_start, unit, int(total_rows)
+
+
+def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
+                 dim: int, dtype: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+    """Create an empty cache with its clip table (rank 0 only, before any writer)."""
+    n_frames = [int(t) for t in table["n_frames"]]
+    itemsize = np.dtype(dtype).itemsize
+    chunk_rows = choose_chunk_rows(n_frames, dim, itemsize, chunk_bytes)
+    row_start, unit, total_rows = pack_rows(n_frames, chunk_rows)
+    root = zarr.open_group(str(path), mode="w")
+    root.create_array("embeddings", shape=(total_rows, dim), chunks=(chunk_rows, dim),
+                      dtype=dtype, compressors=None, fill_value=np.nan)
+    clips = root.create_group("clips")
+    n = len(n_frames)
+    _put(clips, "row_start", row_start)
+    _put(clips, "unit", unit)
+    for name in INT_FIELDS:
+        _put(clips, name, np.array([-1 if v is None else int(v) for v in table[name]], np.int32))
+    for name in STRING_FIELDS:
+        _put(clips, name, np.array([str(v) for v in table[name]], dtype=str))
+    root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING)
+    root.create_array("errors", shape=(n,), chunks=(1,), dtype=str, fill_value="")
+    root.attrs[ATTR_KEY] = {
+        "layout_version": LAYOUT_VERSION,
+        "fingerprint": fingerprint,
+        "chunk_rows": chunk_rows,
+        "total_rows": total_rows,
+        "dim": dim,
+        "dtype": dtype,
+        "n_clips": n,
+        "finalized": False,
+        "summary": None,
+    }
+
+
+def _put(group: zarr.Group, name: str, values: np.ndarray) -> None:
+    arr = group.create_array(name, shape=values.shape, chunks=(max(1, len(values)),),
+                             dtype=values.dtype if values.dtype.kind != "U" else str)
+    arr[:] = values
+
+
+def open_group(path: Path, *, mode: str = "r") -> tuple[zarr.Group, dict]:
+    """Open a cache group and its attributes, or raise CacheError saying why not."""
+    path = Path(path)
+    if not path.exists():
+        raise CacheError(f"No cache at {path}. Create one with `mer-cache extract --out {path} ...`.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root = zarr.open_group(str(path), mode=mode)
+        attrs = dict(root.attrs).get(ATTR_KEY)
+    except Exception as exc:  # zarr raises several types for a folder that is not a group
+        raise CacheError(f"{path} is not a readable Zarr cache ({exc}). "
+                         "Point --cache at a folder written by `mer-cache extract`.") from None
+    if not attrs or attrs.get("layout_version") != LAYOUT_VERSION:
+        raise CacheError(f"{path} is a Zarr group but not a mer-cache cache of layout "
+                         f"version {LAYOUT_VERSION}. Re-extract into a new --out folder.")
+    return root, attrs
+
+
+def read_table(root: zarr.Group) -> list[CachedClip]:
+    g = root["clips"]
+    cols = {name: g[name][:] for name in (*STRING_FIELDS, *INT_FIELDS, "row_start")}
+    return [
+        CachedClip(index=i, clip_id=str(cols["clip_id"][i]), dataset=str(cols["dataset"][i]),
+                   subject=str(cols["subject"][i]), label=str(cols["label"][i]),
+                   n_frames=int(cols["n_frames"][i]), onset=int(cols["onset"][i]),
+                   apex=int(cols["apex"][i]), offset=int(cols["offset"][i]),
+                   row_start=int(cols["row_start"][i]))
+        for i in range(len(cols["clip_id"]))
+    ]
+
+
+def read_units(root: zarr.Group) -> np.ndarray:
+    return root["clips"]["unit"][:]
+
+
+def read_status(root: zarr.Group) -> np.ndarray:
+    return root["status"][:]
+
+
+def read_errors(root: zarr.Group, indices: list[int]) -> dict[int, str]:
+    arr = root["errors"]
+    return {i: str(arr[i]) for i in indices}
+
+
+def write_rows(root: zarr.Group, clip: CachedClip, rows: np.ndarray) -> None:
+    """Store a clip's rows, then mark it done (in that order: see module docstring)."""
+    root["embeddings"][clip.row_start:clip.row_start + clip.n_frames] = rows
+    root["status"][clip.index] = DONE
+
+
+def write_failure(root: zarr.Group, index: int, reason: str) -> None:
+    root["errors"][index] = reason
+    root["status"][index] = FAILED
+
+
+def write_summary(root: zarr.Group, attrs: dict, summary: dict) -> None:
+    attrs = dict(attrs, summary=summary, finalized=summary["n_done"] == attrs["n_clips"])
+    root.attrs[ATTR_KEY] = attrs
+
+
+def clean_partial_files(path: Path) -> int:
+    """Remove temp files a killed writer left behind (Zarr writes ``*.partial`` then renames)."""
+    n = 0
+    for p in Path(path).rglob("*.partial"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def consolidate(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))
+
+
+def read_embeddings(root: zarr.Group, dtype=None) -> np.ndarray:
+    """The whole ``(total_rows, D)`` array in one read."""
+    arr = root["embeddings"][:]
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def store_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def attrs_json(attrs: dict) -> str:
+    return json.dumps(attrs, indent=2, sort_keys=True)

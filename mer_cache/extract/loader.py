@@ -1,0 +1,93 @@
+"""A frame-level Dataset: DataLoader workers decode and resize frames to uint8.
+
+Items are frames of the pending clips in clip order, so a batch packs frames across clip
+boundaries and the trunk always sees full batches. A frame that fails to decode yields a
+zero image plus its error text; the writer then fails only that frame's clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mer_cache.catalogue.clip import Clip
+from mer_cache.errors import DatasetError
+from mer_cache.frames import array_to_input, load_frame
+from mer_cache.trunks.spec import Preprocessing
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    clip_index: int  # index in the cache's clip table
+    frame_index: int
+
+
+class FrameDataset(Dataset):
+    def __init__(self, clips: list[Clip], indices: list[int], pre: Preprocessing) -> None:
+        self.clips = clips
+        self.pre = pre
+        self.refs = [FrameRef(i, f) for i in indices for f in range(clips[i].n_frames)]
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, k: int):
+        ref = self.refs[k]
+        clip = self.clips[ref.clip_index]
+        error = ""
+        try:
+            if clip.video is not None:
+                arr = self._video_frame(clip, ref.frame_index)
+            else:
+                arr = load_frame(clip.frames[ref.frame_index], self.pre)
+        except DatasetError as exc:
+            error = str(exc)
+            c = self.pre.n_channels
+            arr = np.zeros((c, *self.pre.input_size), dtype=np.uint8)
+        return torch.from_numpy(arr), ref.clip_index, ref.frame_index, error
+
+
+    def _video_frame(self, clip: Clip, index: int) -> np.ndarray:
+        # Frames of a clip arrive in order within a worker's batch, so decoding the whole
+        # video once and keeping the last clip avoids a seek per frame.
+        if getattr(self, "_video_key", None) != clip.clip_id:
+            self._video_frames = decode_video(clip)
+            self._video_key = clip.clip_id
+        if index >= len(self._video_frames):
+            raise DatasetError(f"{clip.video}: frame {index} is past the {len(self._video_frames)} "
+                               "frames the file decodes to.")
+        return array_to_input(self._video_frames[index], self.pre)
+
+
+def decode_video(clip: Clip) -> list[np.ndarray]:
+    """All frames of a video clip as RGB arrays (PyAV, the `video` extra)."""
+    try:
+        import av
+    except ImportError:
+        raise DatasetError("Reading video clips needs PyAV: pip install 'mer-cache[video]'.") from None
+    try:
+        with av.open(str(clip.video)) as container:
+            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, OSError) as exc:
+        raise DatasetError(f"Cannot decode video {clip.video}: {exc}.") from None
+
+
+def _collate(items):
+    images = torch.stack([it[0] for it in items])  # (B, C, H, W) uint8
+    clip_idx = torch.tensor([it[1] for it in items], dtype=torch.int64)
+    frame_idx = torch.tensor([it[2] for it in items], dtype=torch.int64)
+    errors = [it[3] for it in items]
+    return images, clip_idx, frame_idx, errors
+
+
+def frame_loader(dataset: FrameDataset, *, batch_size: int, workers: int,
+                 pin_memory: bool) -> DataLoader:
+    """Ordered (unshuffled) batches; workers prefetch while the trunk computes."""
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+        collate_fn=_collate, pin_memory=pin_memory,
+        persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+    )

@@ -23,13 +23,13 @@ def write_clip_frames(folder: Path, n_frames: int, *, seed: int, size: int = 24)
 
 def make_clips(root: Path, lengths: list[int], *, subjects: int = 3,
                labels=("negative", "positive", "surprise")) -> list[Clip]:
-    """Clips with frames on disk, cycling subjects and labels."""
+    """Clips with frames on disk (``root/subject/label/clip/``), cycling subjects and labels."""
     clips = []
     for k, n in enumerate(lengths):
         subject = f"s{k % subjects + 1}"
         label = labels[k % len(labels)]
         name = f"clip{k:03d}"
-        frames = write_clip_frames(root / subject / name, n, seed=k)
+        frames = write_clip_frames(root / subject / label / name, n, seed=k)
         clips.append(Clip(dataset="folder", subject=subject, clip_id=f"folder/{subject}/{name}",
                           label=label, frames=frames, fps=100.0, onset=0, apex=n // 2,
                           offset=n - 1))

@@ -9,7 +9,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mer_cache.catalogue import load_catalogue
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.extractor import (
     ExtractOptions, ExtractResult, Progress, extract_clips, resolve_device,
@@ -38,6 +37,8 @@ class ExtractJob:
 def run_extract_job(job: ExtractJob, *, progress: Progress | None = None,
                     notes: list[str] | None = None) -> ExtractResult:
     """Load the catalogue, build the trunk and extract; device notes go to ``notes``."""
+    from mer_cache.catalogue import load_catalogue
+
     clips = load_catalogue(job.dataset, Path(job.root), **job.dataset_options)
     ctx = dist.context()
     gpu = job.gpu

@@ -54,8 +54,8 @@ class EmbeddingCache:
         self.fingerprint: dict = self._attrs["fingerprint"]
         self.dim: int = int(self._attrs["dim"])
         self.dtype: str = self._attrs["dtype"]
-        self.clips: list[CachedClip] = store.read_table(self._root)
-        if require_complete:
+        self.clips: list[CachedClip] = store.read_table(self._attrs)
+        if require_complete and not self._attrs.get("finalized"):
             summary = self.summary()
             if not summary.complete:
                 raise CacheError(_incomplete_message(self.path, summary))
@@ -154,8 +154,8 @@ class CacheWriter:
     def __init__(self, path: Path, *, rank: int = 0, world: int = 1) -> None:
         self.path = Path(path)
         self._root, self._attrs = store.open_group(self.path, mode="r+")
-        self.clips = store.read_table(self._root)
-        self._units = store.read_units(self._root)
+        self.clips = store.read_table(self._attrs)
+        self._units = store.read_units(self._attrs)
         self.rank, self.world = rank, world
 
     def owns(self, index: int) -> bool:
@@ -218,6 +218,8 @@ def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
             warnings.warn(f"Resuming {path} with other versions ({'; '.join(provenance)}).",
                           stacklevel=2)
         store.clean_partial_files(path)
+        root, attrs = store.open_group(path, mode="r+")
+        store.write_summary(root, attrs, None)  # readers must not trust an old summary now
         return "resumed"
     store.create_store(path, fingerprint=fingerprint, table=table_from_clips(clips),
                        dim=int(fingerprint["dim"]), dtype=fingerprint["dtype"],

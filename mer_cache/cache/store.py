@@ -4,13 +4,11 @@ Layout (zarr v3 group)::
 
     cache.zarr/
       zarr.json            root attributes "mer_cache": layout version, fingerprint,
-                           chunk_rows, total_rows, summary after finalize
+                           chunk_rows, total_rows, the clip table (columns: clip_id,
+                           dataset, subject, label, n_frames, onset, apex, offset with -1
+                           when not annotated, row_start, unit), summary after finalize
       embeddings           (total_rows, D) float16|float32, chunks (chunk_rows, D),
                            uncompressed (embeddings barely compress), fill NaN
-      clips/row_start      (n,) int64     first row of each clip in `embeddings`
-      clips/n_frames       (n,) int32
-      clips/onset|apex|offset (n,) int32  0-based frame index, -1 when not annotated
-      clips/clip_id|dataset|subject|label (n,) str
       status               (n,) uint8, one chunk per clip: 0 pending, 1 done, 2 failed
       errors               (n,) str, one chunk per clip: why a clip failed
 
@@ -21,6 +19,8 @@ Why this shape:
   longer than a chunk, in which case it starts on a boundary and owns whole chunks. A
   "unit" (a chunk, or the run of chunks of one long clip) is therefore owned by exactly
   one writer: several processes never write the same chunk (Zarr is only safe then).
+- The clip table lives in the root attributes (written by rank 0 only, at creation and
+  at finalization), so opening a cache is one small JSON read, not one per column.
 - Completion is explicit: a clip is done when its `status` chunk says so, written only
   after its rows were stored (Zarr's local store renames each chunk file into place, so a
   kill leaves either the old or the new chunk, never a torn one). A missing chunk reads as
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,14 +113,12 @@ def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
     root = zarr.open_group(str(path), mode="w")
     root.create_array("embeddings", shape=(total_rows, dim), chunks=(chunk_rows, dim),
                       dtype=dtype, compressors=None, fill_value=np.nan)
-    clips = root.create_group("clips")
     n = len(n_frames)
-    _put(clips, "row_start", row_start)
-    _put(clips, "unit", unit)
+    clips = {name: [str(v) for v in table[name]] for name in STRING_FIELDS}
     for name in INT_FIELDS:
-        _put(clips, name, np.array([-1 if v is None else int(v) for v in table[name]], np.int32))
-    for name in STRING_FIELDS:
-        _put(clips, name, np.array([str(v) for v in table[name]], dtype=str))
+        clips[name] = [-1 if v is None else int(v) for v in table[name]]
+    clips["row_start"] = row_start.tolist()
+    clips["unit"] = unit.tolist()
     root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING)
     root.create_array("errors", shape=(n,), chunks=(1,), dtype=str, fill_value="")
     root.attrs[ATTR_KEY] = {
@@ -130,15 +129,10 @@ def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
         "dim": dim,
         "dtype": dtype,
         "n_clips": n,
+        "clips": clips,
         "finalized": False,
         "summary": None,
     }
-
-
-def _put(group: zarr.Group, name: str, values: np.ndarray) -> None:
-    arr = group.create_array(name, shape=values.shape, chunks=(max(1, len(values)),),
-                             dtype=values.dtype if values.dtype.kind != "U" else str)
-    arr[:] = values
 
 
 def open_group(path: Path, *, mode: str = "r") -> tuple[zarr.Group, dict]:
@@ -160,21 +154,19 @@ def open_group(path: Path, *, mode: str = "r") -> tuple[zarr.Group, dict]:
     return root, attrs
 
 
-def read_table(root: zarr.Group) -> list[CachedClip]:
-    g = root["clips"]
-    cols = {name: g[name][:] for name in (*STRING_FIELDS, *INT_FIELDS, "row_start")}
+def read_table(attrs: dict) -> list[CachedClip]:
+    cols = attrs["clips"]
     return [
-        CachedClip(index=i, clip_id=str(cols["clip_id"][i]), dataset=str(cols["dataset"][i]),
-                   subject=str(cols["subject"][i]), label=str(cols["label"][i]),
-                   n_frames=int(cols["n_frames"][i]), onset=int(cols["onset"][i]),
-                   apex=int(cols["apex"][i]), offset=int(cols["offset"][i]),
-                   row_start=int(cols["row_start"][i]))
+        CachedClip(index=i, clip_id=cols["clip_id"][i], dataset=cols["dataset"][i],
+                   subject=cols["subject"][i], label=cols["label"][i],
+                   n_frames=cols["n_frames"][i], onset=cols["onset"][i], apex=cols["apex"][i],
+                   offset=cols["offset"][i], row_start=cols["row_start"][i])
         for i in range(len(cols["clip_id"]))
     ]
 
 
-def read_units(root: zarr.Group) -> np.ndarray:
-    return root["clips"]["unit"][:]
+def read_units(attrs: dict) -> np.ndarray:
+    return np.asarray(attrs["clips"]["unit"], dtype=np.int64)
 
 
 def read_status(root: zarr.Group) -> np.ndarray:
@@ -197,9 +189,16 @@ def write_failure(root: zarr.Group, index: int, reason: str) -> None:
     root["status"][index] = FAILED
 
 
-def write_summary(root: zarr.Group, attrs: dict, summary: dict) -> None:
-    attrs = dict(attrs, summary=summary, finalized=summary["n_done"] == attrs["n_clips"])
+def write_summary(root: zarr.Group, attrs: dict, summary: dict | None) -> dict:
+    """Record the final summary (rank 0), or clear it (``None``) before writers start.
+
+    A reader trusts a finalized summary instead of reading every status chunk; every
+    extraction run clears it first, so it can never describe an older state.
+    """
+    attrs = dict(attrs, summary=summary,
+                 finalized=summary is not None and summary["n_done"] == attrs["n_clips"])
     root.attrs[ATTR_KEY] = attrs
+    return attrs
 
 
 def clean_partial_files(path: Path) -> int:
@@ -218,9 +217,41 @@ def consolidate(path: Path) -> None:
 
 
 def read_embeddings(root: zarr.Group, dtype=None) -> np.ndarray:
-    """The whole ``(total_rows, D)`` array in one read."""
-    arr = root["embeddings"][:]
-    return arr if dtype is None else arr.astype(dtype, copy=False)
+    """The whole ``(total_rows, D)`` array in one pass.
+
+    For an uncompressed array on a local store, chunk files are read straight into the
+    output buffer (``readinto``): no per-chunk decode and no extra copy, which is what
+    lets a load run near raw disk speed. Anything else goes through Zarr.
+    """
+    arr = root["embeddings"]
+    out = _read_uncompressed_local(arr)
+    if out is None:
+        out = arr[:]
+    return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _read_uncompressed_local(arr: zarr.Array) -> np.ndarray | None:
+    meta = arr.metadata
+    codecs = getattr(meta, "codecs", ())
+    root_dir = getattr(arr.store, "root", None)
+    if (root_dir is None or len(codecs) != 1 or type(codecs[0]).__name__ != "BytesCodec"
+            or getattr(codecs[0].endian, "value", "little") != sys.byteorder
+            or getattr(meta.chunk_key_encoding, "separator", None) != "/"):
+        return None
+    rows, dim = arr.shape
+    chunk_rows = arr.chunks[0]
+    out = np.empty((rows, dim), dtype=arr.dtype.to_native_dtype() if hasattr(arr.dtype, "to_native_dtype") else arr.dtype)
+    base = Path(root_dir) / arr.path / "c"
+    for k in range(math.ceil(rows / chunk_rows)):
+        view = out[k * chunk_rows:(k + 1) * chunk_rows]
+        path = base / str(k) / "0"
+        try:
+            with open(path, "rb") as f:
+                if f.readinto(memoryview(view).cast("B")) != view.nbytes:
+                    return None  # unexpected size: let Zarr handle it
+        except FileNotFoundError:
+            view[...] = np.nan  # a missing chunk reads as the fill value, as in Zarr
+    return out
 
 
 def store_bytes(path: Path) -> int:

@@ -50,7 +50,7 @@ def load_frame(path: Path, pre: Preprocessing) -> np.ndarray:
         with Image.open(path) as img:
             img = img.convert("L" if pre.channels == "gray" else "RGB")
             img = resize_image(img, pre)
-            arr = np.asarray(img, dtype=np.uint8)
+            arr = np.array(img, dtype=np.uint8)  # writable: torch.from_numpy needs it
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise FrameDecodeError(
             f"Cannot decode frame {path}: {exc}. Replace or remove the file, then rerun."
@@ -66,5 +66,5 @@ def array_to_input(rgb: np.ndarray, pre: Preprocessing) -> np.ndarray:
     """An in-memory ``(H, W, 3)`` uint8 RGB frame -> ``(C, H, W)`` uint8 trunk input."""
     img = Image.fromarray(rgb)
     img = img.convert("L" if pre.channels == "gray" else "RGB")
-    arr = np.asarray(resize_image(img, pre), dtype=np.uint8)
+    arr = np.array(resize_image(img, pre), dtype=np.uint8)
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))

@@ -17,7 +17,7 @@ IDENTITY_FIELDS = (
     "trunk", "layer", "dim", "weights_sha256", "weights_format", "preprocessing",
     "dtype", "catalogue_sha256", "n_clips", "finetune",
 )
-PROVENANCE_FIELDS = ("package_version", "torch_version", "zarr_version")
+PROVENANCE_FIELDS = ("weights_path", "package_version", "torch_version", "zarr_version")
 
 
 def catalogue_sha256(clips: Iterable[Clip]) -> str:

@@ -94,5 +94,7 @@ class Trunk(nn.Module):
             "dim": self.dim,
             "weights_sha256": self.weights_sha256,
             "weights_format": self.weights_format,
+            # provenance only: where the weights were read from (predict looks there first)
+            "weights_path": str(self.weights_path.resolve()) if self.weights_path else None,
             "preprocessing": self.preprocessing.to_dict(),
         }

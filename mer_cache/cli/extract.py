@@ -77,6 +77,8 @@ def extract(
     table.add_row(result.device, str(result.n_clips), str(result.n_already_done), str(result.n_written),
                   str(len(result.failed)), str(result.frames), f"{result.seconds:.1f}", f"{result.frames_per_s:.1f}")
     console.print(table)
+    if result.world > 1:
+        console.print(f"rank {result.rank} of {result.world}: wrote {result.n_written} clips")
     if result.failed:
         console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to retry them):")
         for cid, reason in result.failed.items():

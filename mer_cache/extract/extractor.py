@@ -65,6 +65,8 @@ class ExtractResult:
     seconds: float
     failed: dict[str, str] = field(default_factory=dict)  # clip_id -> reason (this rank)
     complete: bool = False
+    rank: int = 0
+    world: int = 1
 
     @property
     def frames_per_s(self) -> float:
@@ -204,4 +206,5 @@ def extract_clips(
         n_already_done=owned - len(todo), n_written=assembler.written, frames=frames_done,
         seconds=seconds, failed=dict(assembler.failed),
         complete=bool(summary.complete) if summary is not None else False,
+        rank=ctx.rank, world=ctx.world,
     )

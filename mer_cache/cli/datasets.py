@@ -1,0 +1,111 @@
+"""``mer-cache datasets``: check a dataset copy, list its clips."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from mer_cache.catalogue.problems import DatasetWarning
+from mer_cache.cli.common import DatasetOpt, RootOpt, console, err_console, run_guarded
+from mer_cache.errors import ConfigError
+
+app = typer.Typer(help="Dataset copies: check them, list their clips.", no_args_is_help=True)
+
+OptionsOpt = Annotated[list[str], typer.Option(
+    "--dataset-option", "-o",
+    help="Loader option KEY=VALUE, repeatable (e.g. modality=VIS, frames=onset-offset, "
+         "cropped=true, casme2_root=PATH).")]
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["frames=onset-offset", "cropped=true"]`` -> ``{"frames": ..., "cropped": True}``."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"-o/--dataset-option expects KEY=VALUE, got {pair!r} (e.g. frames=onset-offset).")
+        key, value = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return out
+
+
+@app.command("check")
+def check_cmd(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    deep: Annotated[bool, typer.Option("--deep", help="Also open and decode every image (slow).")] = False,
+    dataset_option: OptionsOpt = [],
+) -> None:
+    """Count clips per subject and label, and report every problem; exit 1 if any is fatal."""
+    from mer_cache.catalogue import check_dataset
+
+    options = run_guarded(parse_options, dataset_option)
+    options.pop("on_missing", None)  # check reports missing clips whatever the choice
+    if deep:
+        with Progress(TextColumn("[bold]opening frames[/]"), BarColumn(), MofNCompleteColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("deep", total=None)
+            report = run_guarded(check_dataset, dataset, root, deep=True,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 **options)
+    else:
+        report = run_guarded(check_dataset, dataset, root, **options)
+    counts = report.counts()
+    if report.clips:
+        console.print(_counts_table(report, title=f"{dataset} clips per subject and label ({root})"))
+    if report.problems:
+        console.print(f"[bold]Problems[/] ({len(report.fatal)} fatal, {len(report.warnings)} warning(s)):")
+    for p in report.problems:
+        tag = "[bold red]FATAL[/]  " if p.severity == "fatal" else "[yellow]warning[/]"
+        console.print(f"{tag} {escape(str(p))}", soft_wrap=True, highlight=False)
+    summary = (f"{len(report.clips)} clips, {len(counts)} subjects; {len(report.fatal)} fatal "
+               f"problem(s), {len(report.warnings)} warning(s){' (deep: every image opened)' if deep else ''}.")
+    console.print(("[red]" if report.fatal else "[green]") + summary + "[/]", soft_wrap=True, highlight=False)
+    if report.fatal:
+        raise typer.Exit(1)
+
+
+def _counts_table(report, *, title: str) -> Table:
+    counts = report.counts()
+    labels = report.labels
+    table = Table(title=title)
+    table.add_column("subject")
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    for subject, per_label in counts.items():
+        table.add_row(subject, *(str(per_label.get(lb, 0)) for lb in labels), str(sum(per_label.values())))
+    totals = [sum(c.get(lb, 0) for c in counts.values()) for lb in labels]
+    table.add_row("[bold]all[/]", *(str(t) for t in totals), str(len(report.clips)), end_section=True)
+    return table
+
+
+@app.command("list")
+def list_cmd(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Leave out clips without frames instead of failing.")] = False,
+    dataset_option: OptionsOpt = [],
+) -> None:
+    """List the clips of a dataset: id, label, frames, onset/apex/offset, fps."""
+    from mer_cache.catalogue import load_catalogue
+
+    options = run_guarded(parse_options, dataset_option)
+    on_missing = options.pop("on_missing", "skip" if skip_missing else "raise")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        clips = run_guarded(load_catalogue, dataset, root, on_missing=on_missing, **options)
+    for w in caught:
+        err_console.print(f"[yellow]warning[/] {escape(str(w.message))}", soft_wrap=True, highlight=False)
+    table = Table(title=f"{len(clips)} {dataset} clips ({root})")
+    for col, justify in (("clip id", "left"), ("label", "left"), ("frames", "right"), ("onset", "right"),
+                         ("apex", "right"), ("offset", "right"), ("fps", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+    for c in clips:
+        table.add_row(c.clip_id, c.label, str(c.n_frames), dash(c.onset), dash(c.apex), dash(c.offset), f"{c.fps:g}")
+    console.print(table)

@@ -49,7 +49,7 @@ class Clip:
     dataset : str
         Loader name (``smic``, ``casme2``, ``samm``, ``casme3``, ``folder``, ...).
     subject : str
-        Subject id as the dataset writes it (``01``, ``006``, ``s1``); folds group on it.
+        Subject id as the frame folders name it (``sub01``, ``006``, ``s1``); folds group on it.
     clip_id : str
         Unique across datasets, ``<dataset>/<subject>/<clip>`` (``casme2/sub01/EP02_01f``).
     label : str

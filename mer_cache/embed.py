@@ -1,0 +1,82 @@
+"""Embed a few image files with a trunk: one vector per image, for checking a trunk by hand.
+
+The extractor (``mer-cache extract``) is the batch path for whole datasets; this is the
+small, direct one behind ``mer-cache embed``: decode -> resize (``stretch`` or
+``center-crop``) -> trunk -> ``(N, D)`` float32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from mer_cache.errors import ConfigError
+from mer_cache.frames import load_frame
+from mer_cache.trunks import create_trunk
+from mer_cache.trunks.spec import ResizeMode
+
+
+def embed_images(
+    paths: Sequence[Path | str],
+    *,
+    trunk: str,
+    weights: Path | str | None = None,
+    layer: str | None = None,
+    resize_mode: ResizeMode = "stretch",
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Embed image files with a trunk.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Image files (anything PIL reads); the output rows follow this order.
+    trunk : str
+        Trunk name (see :func:`mer_cache.trunks.trunk_names`) or ``tv:<name>``.
+    weights : Path, "random" or None
+        As for :func:`mer_cache.trunks.create_trunk`.
+    layer : str, optional
+        Layer to tap; default the trunk's embedding layer.
+    resize_mode : {"stretch", "center-crop"}
+        ``stretch`` resizes the whole image to the input size; ``center-crop`` is the
+        VGGFace2 evaluation transform (shorter side to 256/224 of it, centre crop).
+    batch_size : int
+        Images per forward pass.
+    device : str
+        Torch device, e.g. ``"cpu"`` or ``"cuda"``.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each batch.
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, D)`` float32, one row per image.
+
+    Raises
+    ------
+    ConfigError
+        When no paths are given or ``batch_size`` < 1.
+    FrameDecodeError
+        When an image cannot be read (names the file).
+    """
+    if not paths:
+        raise ConfigError("No images to embed: pass at least one image file.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+    model = create_trunk(trunk, weights=weights, layer=layer, resize_mode=resize_mode).to(device)
+    pre = model.preprocessing
+    out = np.empty((len(paths), model.dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            frames = np.stack([load_frame(Path(p), pre) for p in chunk])  # (b, C, H, W) uint8
+            emb = model(torch.from_numpy(frames).to(device))  # (b, D)
+            out[start:start + len(chunk)] = emb.float().cpu().numpy()
+            if progress is not None:
+                progress(start + len(chunk), len(paths))
+    return out

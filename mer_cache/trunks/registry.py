@@ -45,11 +45,7 @@ def _ensure_builtin() -> None:
     import importlib
 
     for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"mer_cache.trunks.{mod}")
-        except ModuleNotFoundError as exc:  # TODO(before release): drop once all exist
-            if exc.name != f"mer_cache.trunks.{mod}":
-                raise
+        importlib.import_module(f"mer_cache.trunks.{mod}")
 
 
 def trunk_names() -> list[str]:

@@ -71,11 +71,13 @@ def extract(
         result = run_guarded(run_extract_job, job, progress=progress, notes=notes)
     for note in notes:
         err_console.print(f"[yellow]{note}[/]")
-    table = Table(title=f"Extraction into {result.path} ({result.status})")
-    for col in ("device", "clips (this rank)", "already done", "written", "failed", "frames", "seconds", "frames/s"):
-        table.add_column(col, justify="right")
-    table.add_row(result.device, str(result.n_clips), str(result.n_already_done), str(result.n_written),
-                  str(len(result.failed)), str(result.frames), f"{result.seconds:.1f}", f"{result.frames_per_s:.1f}")
+    table = Table(title=f"Extraction into {result.path} ({result.status})", show_header=False)
+    rows = [("device", result.device), ("clips (this process)", result.n_clips),
+            ("already done before this run", result.n_already_done), ("written now", result.n_written),
+            ("failed", len(result.failed)), ("frames computed", result.frames),
+            ("seconds", f"{result.seconds:.1f}"), ("frames/s", f"{result.frames_per_s:.1f}")]
+    for key, value in rows:
+        table.add_row(key, str(value))
     console.print(table)
     if result.world > 1:
         console.print(f"rank {result.rank} of {result.world}: wrote {result.n_written} clips")

@@ -1,0 +1,169 @@
+"""Labelled sequences in memory: what the heads train on, and the bridge from a cache.
+
+A :class:`Sequences` record holds one ``(T, D)`` float32 array per clip with its clip id,
+subject, dataset, raw label and task class. Heads never see the Zarr layout: the cache
+module loads the arrays once (:func:`load_sequences`) and everything after works in memory,
+so a sweep reads the cache a single time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mer_cache.catalogue.labels import get_scheme
+from mer_cache.errors import ConfigError, LabelError
+
+
+@dataclass(frozen=True, eq=False)
+class Sequences:
+    """Clips as embedding sequences with task labels.
+
+    Attributes
+    ----------
+    embeddings : list of ndarray, each (T_i, D) float32
+    clip_ids, subjects, datasets, labels : tuple of str
+        ``labels`` are the raw dataset labels.
+    y : ndarray of int64, shape (n,)
+        Task class index into ``classes``.
+    classes : tuple of str
+    scheme : str
+        Name of the label scheme that made ``y``.
+    fingerprint : dict or None
+        The cache fingerprint, saved with every run.
+    notes : tuple of str
+        What loading dropped or changed, for the run report.
+    """
+
+    embeddings: list[np.ndarray]
+    clip_ids: tuple[str, ...]
+    subjects: tuple[str, ...]
+    datasets: tuple[str, ...]
+    labels: tuple[str, ...]
+    y: np.ndarray
+    classes: tuple[str, ...]
+    scheme: str
+    fingerprint: dict | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.embeddings)
+        for name in ("clip_ids", "subjects", "datasets", "labels", "y"):
+            if len(getattr(self, name)) != n:
+                raise ConfigError(f"Sequences: {name} has {len(getattr(self, name))} entries "
+                                  f"for {n} embeddings; every clip needs one of each.")
+        if n == 0:
+            raise LabelError("No clips to train on: the sequence list is empty.")
+        dims = {e.shape[1] for e in self.embeddings if e.ndim == 2}
+        if len(dims) != 1 or any(e.ndim != 2 or len(e) == 0 for e in self.embeddings):
+            raise ConfigError(f"Sequences must be non-empty (T, D) arrays with one D; got D in "
+                              f"{sorted(dims)}.")
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings[0].shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(e) for e in self.embeddings], dtype=np.int64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Subject keys for folds: ``dataset/subject``, since subject ids repeat across datasets."""
+        return np.array([f"{d}/{s}" for d, s in zip(self.datasets, self.subjects)])
+
+    def identity(self) -> dict:
+        """What a run must see again to resume: the clips, classes and their hash."""
+        h = hashlib.sha256()
+        for c, lab, t in zip(self.clip_ids, self.y.tolist(), self.lengths.tolist()):
+            h.update(f"{c}\t{lab}\t{t}\n".encode())
+        return {"n_clips": len(self), "dim": self.dim, "classes": list(self.classes),
+                "scheme": self.scheme, "clips_sha256": h.hexdigest()}
+
+
+def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, scheme: str,
+                          fingerprint: dict | None = None) -> Sequences:
+    """Apply a label scheme to in-memory clips; clips the scheme drops are left out.
+
+    Classes of the scheme that no clip has are left out too (with a note), so folds and
+    metrics only see classes that exist.
+
+    Raises
+    ------
+    LabelError
+        If the scheme is unknown or fits none of the raw labels.
+    """
+    raw = [str(x) for x in labels]
+    sch = get_scheme(scheme, raw)
+    mapped = [sch.map(d, r) for d, r in zip(datasets, raw)]
+    keep = [i for i, m in enumerate(mapped) if m is not None]
+    if not keep:
+        seen = ", ".join(sorted(set(raw))[:20])
+        raise LabelError(
+            f"The label scheme '{scheme}' ({', '.join(sch.classes)}) fits none of the "
+            f"{len(raw)} clips' labels ({seen}). Pick a scheme made for this data with --labels "
+            f"(e.g. smic4 for SMIC, megc3 for the composite, emotion for the raw labels)."
+        )
+    notes = []
+    if len(keep) < len(raw):
+        dropped = sorted({raw[i] for i, m in enumerate(mapped) if m is None})
+        notes.append(f"label scheme '{scheme}' left out {len(raw) - len(keep)} of {len(raw)} "
+                     f"clips (labels: {', '.join(dropped)})")
+    present = [c for c in sch.classes if c in {mapped[i] for i in keep}]
+    if len(present) < len(sch.classes):
+        missing = [c for c in sch.classes if c not in present]
+        notes.append(f"no clip has class {', '.join(missing)}; trained on {len(present)} classes")
+    if len(present) < 2:
+        seen = ", ".join(sorted(set(raw))[:20])
+        raise LabelError(f"The label scheme '{scheme}' fits only class '{present[0]}' of this data's "
+                         f"labels ({seen}); classification needs at least two classes. Pick a "
+                         f"scheme made for this data with --labels.")
+    return Sequences(
+        embeddings=[np.ascontiguousarray(embeddings[i], dtype=np.float32) for i in keep],
+        clip_ids=tuple(str(clip_ids[i]) for i in keep),
+        subjects=tuple(str(subjects[i]) for i in keep),
+        datasets=tuple(str(datasets[i]) for i in keep),
+        labels=tuple(raw[i] for i in keep),
+        y=np.array([present.index(mapped[i]) for i in keep], dtype=np.int64),
+        classes=tuple(present), scheme=scheme, fingerprint=fingerprint, notes=tuple(notes),
+    )
+
+
+def sequences_from_cache(cache, *, labels: str) -> Sequences:
+    """Load every clip of an opened cache into memory and apply a label scheme.
+
+    Parameters
+    ----------
+    cache
+        An opened cache (``mer_cache.cache.open_cache``): ``clips``, ``fingerprint``, ``load_all``.
+    labels : str
+        Label scheme name (``smic4``, ``megc3``, ``casme2-5``, ``emotion``).
+    """
+    clips = list(cache.clips)
+    return sequences_from_arrays(
+        cache.load_all(dtype=np.float32),
+        clip_ids=[c.clip_id for c in clips], subjects=[c.subject for c in clips],
+        datasets=[c.dataset for c in clips], labels=[c.label for c in clips],
+        scheme=labels, fingerprint=dict(cache.fingerprint),
+    )
+
+
+def load_sequences(path: Path | str, *, labels: str) -> Sequences:
+    """Open a verified cache and load it as labelled sequences.
+
+    Raises
+    ------
+    CacheError
+        If the cache is missing, incomplete or fails verification (from ``open_cache``).
+    LabelError
+        If the label scheme does not fit the cache's labels.
+    """
+    from mer_cache.cache import open_cache  # the cache module alone knows the Zarr layout
+
+    return sequences_from_cache(open_cache(path), labels=labels)

@@ -1,0 +1,163 @@
+"""Temporal heads over cached frame embeddings: a name -> class registry.
+
+Every head is the paper's per-frame projection (Bai & Goecke reference code: pool5 2048 ->
+fc 1024 -> 768 -> 512, each with BatchNorm and ReLU) followed by a decoder over time:
+
+- ``lstm``   Exp-II: 3-layer LSTM, hidden 512, fc 256 -> classes on the last time step.
+- ``bilstm`` Exp-III: 1-layer Bi-LSTM, hidden 512, fc 256 -> classes on the last time step.
+  The readout is the Bi-LSTM output at the last step (``out[:, -1]``: the forward state after
+  the whole window concatenated with the backward state after the last frame only), as the
+  reference code reads ``output[:, -1]``; it is the faithful choice, not the richest one.
+- ``gru``    1-layer GRU, hidden 512, same readout as ``lstm``.
+- ``mean``   temporal mean of the projected frames, then fc 256 -> classes.
+- ``frame``  the static baseline: fc 256 -> classes on every frame, logits averaged over time.
+
+The split into :meth:`TemporalHead.project` (per frame) and :meth:`TemporalHead.decode`
+(per window) lets training project each distinct frame of a batch once and gather the
+windows afterwards (see ``training.py``); ``forward`` chains both for plain (B, T, D) input.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from mer_cache.errors import ConfigError
+
+PROJECTION_DIMS = (1024, 768, 512)  # reference code: fc 1024 -> 768 -> 512
+HIDDEN = 512  # LSTM hidden size in Exp-II and Exp-III
+FC = 256  # fc before the classifier in the reference code
+
+
+def _projection(in_dim: int, dims: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for d in dims:
+        layers += [nn.Linear(in_dim, d), nn.BatchNorm1d(d), nn.ReLU(inplace=True)]
+        in_dim = d
+    return nn.Sequential(*layers)
+
+
+class TemporalHead(nn.Module):
+    """Per-frame projection plus a decoder; subclasses implement :meth:`decode`.
+
+    Parameters
+    ----------
+    in_dim : int
+        Embedding size D of the cache.
+    n_classes : int
+    proj_dims : tuple of int
+        Widths of the per-frame projection.
+    hidden : int
+        Recurrent hidden size.
+    fc : int
+        Width of the fc layer before the classifier.
+    """
+
+    def __init__(self, in_dim: int, n_classes: int, *, proj_dims: tuple[int, ...] = PROJECTION_DIMS,
+                 hidden: int = HIDDEN, fc: int = FC) -> None:
+        super().__init__()
+        self.in_dim, self.n_classes = in_dim, n_classes
+        self.proj = _projection(in_dim, tuple(proj_dims))
+        self.feat_dim = proj_dims[-1]
+
+    def project(self, frames: torch.Tensor) -> torch.Tensor:
+        """(F, D) frames -> (F, P) projected frames; BatchNorm runs over the F frames."""
+        return self.proj(frames)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, T, P) projected windows -> (B, C) logits."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape  # (B, T, D)
+        z = self.project(x.reshape(b * t, d)).reshape(b, t, -1)  # (B, T, P)
+        return self.decode(z)  # (B, C)
+
+
+def _classifier(in_dim: int, fc: int, n_classes: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, fc), nn.ReLU(inplace=True), nn.Linear(fc, n_classes))
+
+
+class LSTMHead(TemporalHead):
+    """Exp-II: 3-layer LSTM decoder, last time step."""
+
+    layers, bidirectional, cell = 3, False, nn.LSTM
+
+    def __init__(self, in_dim: int, n_classes: int, **kw) -> None:
+        super().__init__(in_dim, n_classes, **kw)
+        hidden = kw.get("hidden", HIDDEN)
+        self.rnn = self.cell(self.feat_dim, hidden, num_layers=self.layers, batch_first=True,
+                             bidirectional=self.bidirectional)
+        out = hidden * (2 if self.bidirectional else 1)
+        self.cls = _classifier(out, kw.get("fc", FC), n_classes)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(z)  # (B, T, H) or (B, T, 2H)
+        return self.cls(out[:, -1])  # (B, C): last time step, as the reference code reads it
+
+
+class BiLSTMHead(LSTMHead):
+    """Exp-III: 1-layer Bi-LSTM decoder; readout ``out[:, -1]`` (see the module docstring)."""
+
+    layers, bidirectional = 1, True
+
+
+class GRUHead(LSTMHead):
+    """1-layer GRU decoder, last time step."""
+
+    layers, cell = 1, nn.GRU
+
+
+class MeanHead(TemporalHead):
+    """Temporal mean-pool of the projected frames, then an MLP."""
+
+    def __init__(self, in_dim: int, n_classes: int, **kw) -> None:
+        super().__init__(in_dim, n_classes, **kw)
+        self.cls = _classifier(self.feat_dim, kw.get("fc", FC), n_classes)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.cls(z.mean(dim=1))  # (B, P) -> (B, C)
+
+
+class FrameHead(MeanHead):
+    """Static baseline: classify every frame, average the logits over time."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.cls(z).mean(dim=1)  # (B, T, C) -> (B, C)
+
+
+HEADS: dict[str, Callable[..., TemporalHead]] = {
+    "lstm": LSTMHead, "bilstm": BiLSTMHead, "gru": GRUHead, "mean": MeanHead, "frame": FrameHead,
+}
+
+
+def create_head(arch: str, *, in_dim: int, n_classes: int, proj_dims: tuple[int, ...] = PROJECTION_DIMS,
+                hidden: int = HIDDEN, fc: int = FC) -> TemporalHead:
+    """Build a head by registry name.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name (the message lists the known ones).
+    """
+    if arch not in HEADS:
+        raise ConfigError(f"Unknown head '{arch}'. Known heads: {', '.join(HEADS)}.")
+    return HEADS[arch](in_dim, n_classes, proj_dims=tuple(proj_dims), hidden=hidden, fc=fc)
+
+
+def load_head(path) -> tuple[TemporalHead, dict]:
+    """Rebuild a head from a ``fold{k}.pt`` checkpoint; returns (head in eval mode, metadata).
+
+    The metadata holds ``arch``, ``in_dim``, ``classes``, ``head_kwargs``, ``config`` (the run's
+    HeadConfig as a dict), ``fold`` and ``test_clip_ids``.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    kw = ckpt["head_kwargs"]
+    head = create_head(ckpt["arch"], in_dim=ckpt["in_dim"], n_classes=len(ckpt["classes"]),
+                       proj_dims=tuple(kw["proj_dims"]), hidden=kw["hidden"], fc=kw["fc"])
+    head.load_state_dict(ckpt["state_dict"])
+    head.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return head, meta

@@ -1,0 +1,102 @@
+"""``mer-cache train-head`` and ``mer-cache sweep``: outputs, and every bad input as a message."""
+
+import csv
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mer_cache.cli.heads as cli_heads
+from heads_synth import make_arrays, one_thread, write_cache  # noqa: F401 (autouse fixture)
+from mer_cache.cli.app import app
+from mer_cache.heads.data import sequences_from_arrays
+
+runner = CliRunner()
+FAST = ["--epochs", "1", "--window", "9", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache") / "c.zarr"
+    write_cache(path, n_subjects=6, clips_per_class=1)
+    return path
+
+
+def _run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_train_head_writes_a_run_and_prints_the_metrics_table(cache, tmp_path):
+    out = tmp_path / "run"
+    res = _run("train-head", "--cache", cache, "--arch", "mean", "--folds", "2", *FAST, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "pooled" in res.output and "UF1" in res.output
+    for name in ("config.json", "metrics.json", "predictions.csv", "fold0.pt", "fold1.pt",
+                 "confusion_pooled.png"):
+        assert (out / name).is_file(), name
+    again = _run("train-head", "--cache", cache, "--arch", "mean", "--folds", "2", *FAST, "--out", out)
+    assert again.exit_code == 0
+    changed = _run("train-head", "--cache", cache, "--arch", "frame", "--folds", "2", *FAST, "--out", out)
+    assert changed.exit_code == 2 and "config.arch" in changed.output
+
+
+def test_clip_kfold_is_printed_with_a_leak_warning(cache, tmp_path):
+    res = _run("train-head", "--cache", cache, "--arch", "frame", "--protocol", "clip-kfold",
+               "--folds", "2", *FAST, "--out", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    assert "subjects are in training and test" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize("args, title, detail", [
+    (["--labels", "casme2-5"], "Label problem", "label scheme 'casme2-5' fits only"),
+    (["--labels", "nope"], "Label problem", "Unknown label scheme 'nope'"),
+    (["--folds", "9"], "Evaluation protocol problem", "--folds 9 does not fit 6 subjects"),
+    (["--window", "99"], "Invalid options", "longer than every clip"),
+    (["--arch", "tcn"], "Invalid options", "arch 'tcn' is unknown"),
+])
+def test_bad_options_are_one_message_and_exit_2(cache, tmp_path, args, title, detail):
+    base = ["train-head", "--cache", cache, "--arch", "mean", "--epochs", "1", "--out", tmp_path / "r"]
+    res = _run(*base, *args)
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert title in text and detail in text
+
+
+def test_incomplete_or_missing_cache_is_a_cache_problem(tmp_path):
+    write_cache(tmp_path / "c.zarr", n_subjects=2, clips_per_class=1, drop_last=True)
+    for path in (tmp_path / "c.zarr", tmp_path / "absent.zarr"):
+        res = _run("train-head", "--cache", path, "--out", tmp_path / "r")
+        assert res.exit_code == 2
+        assert "Cache problem" in res.output or "File not found" in res.output
+
+
+def test_class_absent_from_a_training_fold_is_a_protocol_problem(tmp_path, monkeypatch):
+    arrays = make_arrays(n_subjects=4, clips_per_class=1, dim=8)
+    # only subject s03 shows surprise: leaving it out removes the class from training
+    arrays["labels"] = [lab if lab != "surprise" or s == "s03" else "negative"
+                        for lab, s in zip(arrays["labels"], arrays["subjects"])]
+    seqs = sequences_from_arrays(**arrays, scheme="smic4")
+    monkeypatch.setattr(cli_heads, "load_sequences", lambda path, labels: seqs)
+    res = _run("train-head", "--cache", tmp_path, "--protocol", "loso", "--out", tmp_path / "r")
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "class 'surprise' is absent" in text and "smic/s03" in text
+
+
+def test_sweep_ranks_the_grid_and_writes_sweep_csv(cache, tmp_path):
+    res = _run("sweep", "--cache", cache, "--arch", "mean,frame", "--window", "7,9", "--folds", "2",
+               "--epochs", "1", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    assert {r["name"] for r in rows} == {f"arch={a}_window={w}" for a in ("mean", "frame") for w in (7, 9)}
+    uf1 = [float(r["uf1"]) for r in rows]
+    assert uf1 == sorted(uf1, reverse=True)
+    assert (tmp_path / "arch=frame_window=7" / "metrics.json").is_file()
+    bad = _run("sweep", "--cache", cache, "--window", "7,x", "--out", tmp_path / "b")
+    assert bad.exit_code == 2 and "comma-separated list of int" in bad.output
+    too_long = _run("sweep", "--cache", cache, "--window", "7,99", "--out", tmp_path / "c")
+    assert too_long.exit_code == 2 and "--window 99 is longer" in " ".join(too_long.output.split())
+    assert not (tmp_path / "c").exists()

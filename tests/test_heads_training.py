@@ -1,0 +1,119 @@
+"""Training runs: learning, determinism, resume, early stopping, run-directory contents."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from heads_synth import make_sequences, one_thread  # noqa: F401 (autouse fixture)
+from mer_cache.errors import ConfigError
+from mer_cache.heads.models import load_head
+from mer_cache.heads.training import HeadConfig, predict_sequences, train_head
+
+SMALL = dict(proj_dims=(32, 32, 16), hidden=16, fc=16, window=9, batch_size=20, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def seqs():
+    return make_sequences(n_subjects=12, clips_per_class=3, dim=16)
+
+
+def _config(**kw):
+    return HeadConfig(**{**SMALL, "epochs": 3, "folds": 3, **kw})
+
+
+def test_bilstm_learns_the_temporal_class_well_above_chance(seqs):
+    res = train_head(seqs, _config(arch="bilstm", epochs=8))
+    assert res.metrics["pooled"]["uf1"] > 0.6  # chance is 0.25 for four classes
+    assert res.metrics["pooled"]["n"] == len(seqs)
+
+
+def test_same_seed_gives_identical_metrics_bytes(seqs, tmp_path):
+    a = train_head(seqs, _config(), out=tmp_path / "a")
+    b = train_head(seqs, _config(), out=tmp_path / "b")
+    assert (tmp_path / "a/metrics.json").read_bytes() == (tmp_path / "b/metrics.json").read_bytes()
+    assert (tmp_path / "a/predictions.csv").read_bytes() == (tmp_path / "b/predictions.csv").read_bytes()
+    c = train_head(seqs, _config(seed=1))
+    assert c.metrics["folds"] != a.metrics["folds"]
+    assert a.seconds > 0 and b.out == tmp_path / "b"
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(seqs, tmp_path):
+    full = tmp_path / "full"
+    train_head(seqs, _config(), out=full)
+
+    def stop_at_third_fold(ev):
+        if ev.kind == "fold" and ev.fold == 2:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        train_head(seqs, _config(), out=part, progress=stop_at_third_fold)
+    assert (part / "fold1.json").exists() and not (part / "fold2.json").exists()
+    assert not (part / "metrics.json").exists()
+    events = []
+    train_head(seqs, _config(), out=part, progress=events.append)
+    assert [(e.kind, e.fold) for e in events if e.kind in ("skip", "fold")] == \
+        [("skip", 0), ("skip", 1), ("fold", 2)]
+    assert (part / "metrics.json").read_bytes() == (full / "metrics.json").read_bytes()
+
+
+def test_a_torn_fold_record_is_trained_again(seqs, tmp_path):
+    train_head(seqs, _config(), out=tmp_path)
+    (tmp_path / "fold1.json").write_text('{"fold": 1, "logi')
+    events = []
+    train_head(seqs, _config(), out=tmp_path, progress=events.append)
+    assert [e.fold for e in events if e.kind == "fold"] == [1]
+
+
+def test_resume_with_another_config_is_refused_naming_the_difference(seqs, tmp_path):
+    train_head(seqs, _config(epochs=1), out=tmp_path)
+    with pytest.raises(ConfigError, match=r"config\.epochs: 1 there, 2 now"):
+        train_head(seqs, _config(epochs=2), out=tmp_path)
+
+
+def test_run_directory_holds_config_predictions_confusions_and_checkpoints(seqs, tmp_path):
+    seqs_fp = make_sequences(n_subjects=12, clips_per_class=3, dim=16)
+    object.__setattr__(seqs_fp, "fingerprint", {"trunk": "tiny", "dim": 16})
+    res = train_head(seqs_fp, _config(arch="gru", balance="loss"), out=tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["config"]["arch"] == "gru" and cfg["seed"] == 0
+    assert cfg["fingerprint"] == {"trunk": "tiny", "dim": 16}
+    assert "torch" in cfg["versions"] and cfg["data"]["n_clips"] == len(seqs_fp)
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert len(rows) == len(seqs_fp)
+    assert list(rows[0]) == ["clip", "subject", "dataset", "fold", "true", "predicted",
+                             "p_negative", "p_positive", "p_surprise", "p_non_micro"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["confusion_pooled"]) == 4 and len(metrics["folds"]) == 3
+    assert np.sum(metrics["confusion_pooled"]) == len(seqs_fp)
+    pngs = sorted(p.name for p in tmp_path.glob("confusion_*.png"))
+    assert pngs == ["confusion_fold0.png", "confusion_fold1.png", "confusion_fold2.png",
+                    "confusion_pooled.png"]
+    # a checkpoint rebuilds its head and reproduces the fold's test logits
+    head, meta = load_head(tmp_path / "fold1.pt")
+    record = res.folds[1]
+    assert meta["test_clip_ids"] == record["test_clip_ids"]
+    logits = predict_sequences(head, [seqs_fp.embeddings[i] for i in record["test_clips"]],
+                               window=meta["window"], stride=meta["window_stride"],
+                               precision=meta["precision"])
+    np.testing.assert_allclose(logits, np.array(record["logits"]), rtol=1e-5, atol=1e-5)
+
+
+def test_early_stopping_uses_validation_subjects_never_the_test_fold(seqs):
+    res = train_head(seqs, _config(epochs=4, val_subjects=2, patience=1))
+    for rec, detail in zip(res.folds, res.metrics["fold_details"]):
+        assert len(detail["val_subjects"]) == 2
+        assert not set(detail["val_subjects"]) & set(detail["test_subjects"])
+        assert 1 <= rec["best_epoch"] <= rec["epochs_run"] <= 4
+        assert len(rec["val_uf1_history"]) == rec["epochs_run"]
+
+
+def test_bad_inputs_give_clear_errors(seqs):
+    with pytest.raises(ConfigError, match="longer than every clip"):
+        train_head(seqs, _config(window=31))
+    with pytest.raises(ConfigError, match="labels 'megc3'.*labelled with 'smic4'"):
+        train_head(seqs, _config(labels="megc3"))
+    with pytest.raises(ConfigError, match="arch 'tcn' is unknown.*balance 'x' is unknown"):
+        HeadConfig(arch="tcn", balance="x")

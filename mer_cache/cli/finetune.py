@@ -1,0 +1,164 @@
+"""`mer-cache finetune` (Exp-I, one trunk per fold) and `mer-cache gradcam` (choose l_s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from mer_cache.cli.common import (
+    DatasetOpt, LayerOpt, RootOpt, SeedOpt, TrunkOpt, WeightsOpt, console, err_console, is_tty,
+    run_guarded,
+)
+from mer_cache.errors import ConfigError
+
+DatasetOptionOpt = Annotated[list[str], typer.Option(
+    "--dataset-option", help="Loader option KEY=VALUE, repeatable (e.g. frames=onset-offset).")]
+RegionsOpt = Annotated[str, typer.Option(
+    "--regions", help="Moving face regions for the focus score: auto (synth.json when the root "
+                      "has one, else diff), synth, diff (onset-to-apex frame difference), or a "
+                      "JSON file {clip_id: [[x0, y0, x1, y1], ...]} in frame pixels.")]
+
+
+def _dataset_options(pairs: list[str]) -> dict:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ConfigError(f"--dataset-option expects KEY=VALUE, got {p!r} (e.g. frames=onset-offset).")
+        k, v = p.split("=", 1)
+        out[k.strip().replace("-", "_")] = {"true": True, "false": False}.get(v.lower(), v)
+    return out
+
+
+def _load(dataset: str, root: Path, pairs: list[str]):
+    from mer_cache.catalogue import load_catalogue
+
+    return load_catalogue(dataset, root, **_dataset_options(pairs))
+
+
+def _ranking_table(title: str, ranking: list[dict]) -> Table:
+    table = Table(title=title)
+    for col in ("rank", "layer", "focus", "uniform map", "clips"):
+        table.add_column(col, justify="right")
+    for i, row in enumerate(ranking, start=1):
+        table.add_row(str(i), row["layer"], f"{row['focus']:.3f}", f"{row['mask_area']:.3f}",
+                      str(row["n_clips"]))
+    return table
+
+
+def finetune(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (fold{k}.pt, metrics.json); rerun to resume.")],
+    trunk: TrunkOpt = "fer-minixception",
+    weights: WeightsOpt = None,
+    layer: LayerOpt = None,
+    from_layer: Annotated[str, typer.Option("--from-layer", help="l_s: first retrained spatial layer (e.g. layer4, module4), or auto (best Grad-CAM focus).")] = "auto",
+    folds: Annotated[int, typer.Option("--folds", help="Subject folds (ignored by loso).")] = 5,
+    protocol: Annotated[str, typer.Option("--protocol", help="subject-kfold (the paper) or loso.")] = "subject-kfold",
+    labels: Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")] = "smic4",
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per fold (fixed unless --val-subjects).")] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per step.")] = 64,
+    seed: SeedOpt = 0,
+    val_subjects: Annotated[int, typer.Option("--val-subjects", help="Training subjects per fold held out for early stopping (0: fixed epochs).")] = 0,
+    frames_per_class: Annotated[Optional[int], typer.Option("--frames-per-class", help="Aug.-I frames per class and epoch (the paper: ~15000); default: the largest class.")] = None,
+    rotation: Annotated[float, typer.Option("--rotation", help="Random rotation range in degrees (+/-).")] = 10.0,
+    regions: RegionsOpt = "auto",
+    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index (AMP on); without it the CPU is used.")] = None,
+    amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
+    dataset_option: DatasetOptionOpt = [],
+) -> None:
+    """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
+    from mer_cache.extract import resolve_device
+    from mer_cache.finetune import FinetuneConfig, finetune as run_finetune
+    from mer_cache.gradcam import resolve_regions
+
+    device, note = run_guarded(resolve_device, gpu)
+    if note:
+        err_console.print(f"[yellow]{note}[/]")
+    config = run_guarded(FinetuneConfig, trunk=trunk, weights=weights, layer=layer,
+                         from_layer=from_layer, labels=labels, protocol=protocol, folds=folds,
+                         seed=seed, val_subjects=val_subjects, epochs=epochs, batch_size=batch_size,
+                         lr=lr, frames_per_class=frames_per_class, rotation_deg=rotation,
+                         device=str(device), amp=amp)
+    clips = run_guarded(_load, dataset, root, dataset_option)
+    source = run_guarded(resolve_regions, regions, root) if from_layer == "auto" else None
+    with Progress(TextColumn("[bold]fold {task.fields[fold]}[/]"), BarColumn(),
+                  TextColumn("epoch {task.completed}/{task.total} loss {task.fields[loss]}"),
+                  console=err_console, disable=not is_tty()) as bar:
+        task = bar.add_task("finetune", total=epochs, fold="-", loss="-")
+
+        def progress(ev) -> None:
+            if ev.kind == "fold":
+                bar.update(task, completed=0, total=ev.n_epochs, fold=f"{ev.fold + 1}/{ev.n_folds}")
+            elif ev.kind == "epoch":
+                bar.update(task, completed=ev.epoch, loss=f"{ev.loss:.3f}")
+
+        result = run_guarded(run_finetune, clips, config=config, out=out, regions=source,
+                             progress=progress)
+    if result.layer_ranking:
+        console.print(_ranking_table("Grad-CAM focus of the base trunk (from-layer auto)",
+                                     result.layer_ranking))
+    console.print(f"l_s = {result.config.from_layer}")
+    table = Table(title=f"Exp-I frame-level scores ({result.config.protocol}, {result.out})")
+    for col in ("fold", "test subjects", "frames", "accuracy", "UF1", "UAR", "epochs"):
+        table.add_column(col, justify="right")
+    for rec in result.folds:
+        t = rec["test"]
+        table.add_row(str(rec["fold"]), ", ".join(rec["test_subjects"]), str(t["n"]),
+                      f"{t['accuracy']:.3f}", f"{t['uf1']:.3f}", f"{t['uar']:.3f}",
+                      str(rec["epochs_run"]))
+    p = result.metrics["pooled"]
+    table.add_row("pooled", "", str(p["n"]), f"{p['accuracy']:.3f}", f"{p['uf1']:.3f}",
+                  f"{p['uar']:.3f}", "", style="bold")
+    console.print(table)
+    if result.skipped:
+        console.print(f"Kept finished folds {result.skipped} from the earlier run.")
+    console.print(f"{len(result.folds)} fold checkpoints in {result.out}; next: "
+                  f"`mer-cache extract --finetuned-run {result.out} ...` writes one cache per fold.")
+
+
+def gradcam(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG grids and focus.json.")],
+    trunk: TrunkOpt = "fer-minixception",
+    weights: WeightsOpt = None,
+    layer: LayerOpt = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A fold{k}.pt of `mer-cache finetune`: maps before/after side by side (Fig. 4).")] = None,
+    layers: Annotated[Optional[str], typer.Option("--layers", help="Comma-separated spatial layers (default: all of the trunk).")] = None,
+    n_clips: Annotated[int, typer.Option("--clips", help="Clips to draw (apex frames, classes alternating).")] = 4,
+    regions: RegionsOpt = "auto",
+    suggest_layer: Annotated[bool, typer.Option("--suggest-layer", help="Print the layers ranked by focus and the suggested l_s.")] = False,
+    seed: SeedOpt = 0,
+    dataset_option: DatasetOptionOpt = [],
+) -> None:
+    """Grad-CAM heat maps per layer on apex frames, with a focus score per layer."""
+    from mer_cache.gradcam import resolve_regions, run_gradcam
+    from mer_cache.trunks import create_trunk
+
+    names = [s.strip() for s in layers.split(",") if s.strip()] if layers else None
+    base = run_guarded(create_trunk, trunk, layer=layer,
+                       weights=Path(weights) if weights not in (None, "random") else weights)
+    clips = run_guarded(_load, dataset, root, dataset_option)
+    source = run_guarded(resolve_regions, regions, root)
+    report = run_guarded(run_gradcam, clips, trunk=base, out=out, layers=names, n_clips=n_clips,
+                         regions=source, checkpoint=checkpoint, seed=seed)
+    for png in report.pngs:
+        console.print(f"wrote {png}")
+    console.print(f"focus scores: {report.out / 'focus.json'} (regions: {source.kind})")
+    if suggest_layer:
+        console.print(_ranking_table("Base trunk: share of CAM mass on moving regions", report.ranking))
+        if report.ranking_after:
+            console.print(_ranking_table("Fine-tuned checkpoint", report.ranking_after))
+        best = report.ranking[0]["layer"]
+        console.print(f"Suggested l_s: [bold]{best}[/] (`mer-cache finetune --from-layer {best}`).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+    app.command("gradcam")(gradcam)

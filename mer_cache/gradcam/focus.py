@@ -1,0 +1,151 @@
+"""Where the face moves, and how much of a CAM falls there (the focus score).
+
+The focus score of a layer is the share of CAM mass inside the moving face regions,
+``sum(CAM * mask) / sum(CAM)``, averaged over clips; a uniform map scores the mask's area.
+Regions come from one of three sources:
+
+- ``synth``: the synthetic data's ground truth (``synth.json``: per clip, the bounding box
+  of the face region each action unit moves, in frame pixels; and the apex frame);
+- ``boxes``: a user JSON file ``{clip_id: [[x0, y0, x1, y1], ...]}`` in frame pixels;
+- ``diff``: real data without boxes: the onset-to-apex frame difference, smoothed, and its
+  top 10 % pixels.
+
+Boxes are mapped to the trunk's input exactly as the frame is (stretch or centre crop).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mer_cache.catalogue.clip import Clip
+from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.frames import load_frame
+from mer_cache.trunks.spec import Preprocessing
+
+DIFF_TOP_SHARE = 0.10  # the diff mask keeps the 10 % most-changed pixels
+DIFF_SMOOTH_PX = 5  # box filter that joins speckle noise into regions
+
+
+@dataclass(frozen=True)
+class RegionSource:
+    """Where moving regions (and apex frames) come from; see the module docstring."""
+
+    kind: str  # "synth", "boxes" or "diff"
+    boxes: dict[str, list[list[float]]] = field(default_factory=dict)  # clip_id -> boxes
+    apex: dict[str, int] = field(default_factory=dict)  # clip_id -> apex index (synth)
+    onset: dict[str, int] = field(default_factory=dict)
+    origin: str = ""  # the file the regions were read from, for messages
+
+    def has_regions(self, clip: Clip) -> bool:
+        return self.kind == "diff" or bool(self.boxes.get(clip.clip_id))
+
+
+def synth_regions(root: Path | str) -> RegionSource:
+    """The action-unit boxes and apex frames of a synthetic dataset (``root/synth.json``)."""
+    path = Path(root) / "synth.json"
+    if not path.is_file():
+        raise DatasetError(f"{root} has no synth.json, so it has no ground-truth regions. Use "
+                           "--regions diff (frame differences) or a boxes JSON file.")
+    manifest = json.loads(path.read_text())
+    boxes, apex, onset = {}, {}, {}
+    for c in manifest["clips"]:
+        boxes[c["clip_id"]] = [list(map(float, b)) for b in c.get("au_regions", {}).values()]
+        if c.get("apex") is not None:
+            apex[c["clip_id"]], onset[c["clip_id"]] = int(c["apex"]), int(c["onset"])
+    return RegionSource("synth", boxes, apex, onset, str(path))
+
+
+def boxes_file_regions(path: Path | str) -> RegionSource:
+    """User boxes: JSON ``{clip_id: [[x0, y0, x1, y1], ...]}`` in frame pixels (x1, y1 exclusive)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        boxes = {str(k): [[float(v) for v in b] for b in bs] for k, bs in data.items()}
+        if any(len(b) != 4 for bs in boxes.values() for b in bs):
+            raise ValueError("every box needs 4 numbers")
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"Cannot read regions from {path}: {exc}. Expected JSON "
+                          '{"<clip_id>": [[x0, y0, x1, y1], ...]} in frame pixels.') from None
+    return RegionSource("boxes", boxes, origin=str(path))
+
+
+def resolve_regions(spec: str, root: Path | str | None) -> RegionSource:
+    """``auto`` (synth.json if ``root`` has one, else diff), ``synth``, ``diff`` or a JSON path."""
+    if spec == "auto":
+        spec = "synth" if root is not None and (Path(root) / "synth.json").is_file() else "diff"
+    if spec == "synth":
+        if root is None:
+            raise ConfigError("--regions synth needs the dataset --root that holds synth.json.")
+        return synth_regions(root)
+    if spec == "diff":
+        return RegionSource("diff")
+    return boxes_file_regions(spec)
+
+
+def _to_input(box: list[float], frame_wh: tuple[int, int], pre: Preprocessing) -> list[float]:
+    """A box in frame pixels -> input pixels, through the same resize as the frame."""
+    (iw, ih), (h, w) = frame_wh, pre.input_size
+    x0, y0, x1, y1 = box
+    if pre.resize_mode == "stretch":
+        sx, sy, left, top = w / iw, h / ih, 0.0, 0.0
+    else:  # centre crop after scaling the short side (mer_cache.frames.resize_image)
+        short = round(min(h, w) * 256 / 224)
+        scale = short / min(iw, ih)
+        nw, nh = max(w, round(iw * scale)), max(h, round(ih * scale))
+        sx, sy, left, top = nw / iw, nh / ih, (nw - w) // 2, (nh - h) // 2
+    return [x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top]
+
+
+def _frame_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = torch.from_numpy(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(0))  # (H, W)
+    k = DIFF_SMOOTH_PX
+    return F.avg_pool2d(d[None, None], k, stride=1, padding=k // 2,
+                        count_include_pad=False)[0, 0].numpy()
+
+
+def frame_indices(clip: Clip, source: RegionSource, pre: Preprocessing) -> tuple[int, int]:
+    """(onset, apex) of a clip: synth.json's, the annotation's, or the most-changed frame."""
+    if clip.clip_id in source.apex:
+        return source.onset[clip.clip_id], source.apex[clip.clip_id]
+    onset = clip.onset if clip.onset is not None else 0
+    if clip.apex is not None:
+        return onset, clip.apex
+    # no apex annotated (SMIC): the frame that differs most from the onset frame
+    first = load_frame(clip.frames[onset], pre)
+    diffs = [float(_frame_diff(first, load_frame(p, pre)).mean()) for p in clip.frames]
+    return onset, int(np.argmax(diffs))
+
+
+def region_mask(clip: Clip, source: RegionSource, pre: Preprocessing, *,
+                onset_frame: np.ndarray, apex_frame: np.ndarray) -> np.ndarray | None:
+    """Boolean ``(H, W)`` mask of the moving regions at the input size, or None if none."""
+    h, w = pre.input_size
+    if source.kind == "diff":
+        d = _frame_diff(onset_frame, apex_frame)
+        if not d.max() > 0:
+            return None
+        return d >= max(np.quantile(d, 1 - DIFF_TOP_SHARE), 1e-6)
+    boxes = source.boxes.get(clip.clip_id) or []
+    if not boxes:
+        return None
+    with Image.open(clip.frames[0]) as img:
+        frame_wh = img.size
+    mask = np.zeros((h, w), bool)
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres
+    for box in boxes:
+        x0, y0, x1, y1 = _to_input(box, frame_wh, pre)
+        mask |= (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    return mask if mask.any() else None
+
+
+def focus_score(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of CAM mass inside ``mask`` (NaN when the map is all zero)."""
+    total = float(cam.sum())
+    return float(cam[mask].sum()) / total if total > 0 else float("nan")

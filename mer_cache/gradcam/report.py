@@ -1,0 +1,125 @@
+"""``mer-cache gradcam``: heat maps of every candidate layer, focus scores, before/after figures.
+
+The base trunk is explained with the embedding-norm target (it has no classifier for the
+task); a fine-tuned checkpoint with its ``fold{k}.head.pt`` is explained with the logit of
+the class its classifier predicts, so "after" shows what the Exp-I model looks at (Fig. 4).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mer_cache.catalogue.clip import Clip
+from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.gradcam.cam import ClassLogitTarget, EmbeddingNormTarget, GradCAM
+from mer_cache.gradcam.figures import write_grid
+from mer_cache.gradcam.focus import RegionSource
+from mer_cache.gradcam.suggest import clip_views, compute_cams, pick_clips, rank_layers
+from mer_cache.trunks.base import Trunk
+
+ROWS_PER_PNG = 8
+
+
+@dataclass
+class GradcamReport:
+    """What :func:`run_gradcam` wrote and found."""
+
+    out: Path
+    layers: list[str]
+    ranking: list[dict]  # base trunk, best layer first
+    ranking_after: list[dict] | None = None  # fine-tuned checkpoint, when given
+    pngs: list[Path] = field(default_factory=list)
+    clip_ids: list[str] = field(default_factory=list)
+    targets: dict = field(default_factory=dict)
+
+
+def _captions(ranking: list[dict], suffix: str) -> dict[str, list[str]]:
+    out = {}
+    for row in ranking:
+        out[row["layer"]] = [f"{row['layer']}{suffix} {f:.2f}" if f is not None else
+                             f"{row['layer']}{suffix} -" for f in row["focus_per_clip"]]
+    return out
+
+
+def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
+                layers: list[str] | None = None, n_clips: int = 4,
+                regions: RegionSource | None = None, checkpoint: Path | str | None = None,
+                seed: int = 0) -> GradcamReport:
+    """Grad-CAM of ``layers`` on apex frames of ``n_clips`` clips; PNG grids and ``focus.json``.
+
+    Parameters
+    ----------
+    clips : list of Clip
+    trunk : Trunk
+        The base trunk ("before").
+    out : Path
+        Folder for ``gradcam_XX.png`` and ``focus.json``.
+    layers : list of str, optional
+        Candidate layers (default: every spatial layer of the trunk).
+    regions : RegionSource, optional
+        Moving regions (default: onset-to-apex frame differences).
+    checkpoint : Path, optional
+        A ``fold{k}.pt`` of ``mer-cache finetune``: its maps are drawn next to the base
+        trunk's ("after").
+
+    Raises
+    ------
+    TrunkError
+        For a layer the trunk does not have (the valid names are listed).
+    ConfigError
+        When the checkpoint belongs to another trunk.
+    DatasetError
+        When no clip has a usable moving region.
+    """
+    regions = regions or RegionSource("diff")
+    layers = list(layers or trunk.cam_modules())
+    GradCAM(trunk, layers)  # validates the names before any work
+    after = None
+    if checkpoint is not None:
+        from mer_cache.finetune.saved import load_fold_model
+
+        tuned, head, meta = load_fold_model(checkpoint, layer=trunk.layer,
+                                            resize_mode=trunk.preprocessing.resize_mode)
+        if tuned.name != trunk.name:
+            raise ConfigError(f"{checkpoint} fine-tunes '{tuned.name}', not '{trunk.name}'. Pass "
+                              f"--trunk {tuned.name} with the base weights of that run.")
+        after = (tuned, ClassLogitTarget(head) if head is not None else EmbeddingNormTarget(), meta)
+    views = clip_views(pick_clips(clips, regions, n_clips=n_clips, seed=seed), regions, trunk)
+    if not views:
+        raise DatasetError(f"No clip has a moving region to draw (regions: {regions.kind} "
+                           f"{regions.origin}). Use --regions diff or check the boxes' clip ids.")
+    cams = compute_cams(views, trunk=trunk, layers=layers, target=EmbeddingNormTarget())
+    ranking = rank_layers(views, cams)
+    report = GradcamReport(out=Path(out), layers=layers, ranking=ranking,
+                           clip_ids=[v.clip.clip_id for v in views],
+                           targets={"before": "embedding norm"})
+    cams_after, captions_after = None, {}
+    if after is not None:
+        tuned, target, meta = after
+        cams_after = compute_cams(views, trunk=tuned, layers=layers, target=target)
+        report.ranking_after = rank_layers(views, cams_after)
+        captions_after = _captions(report.ranking_after, "'")
+        report.targets["after"] = ("predicted-class logit of the fine-tuned classifier"
+                                   if isinstance(target, ClassLogitTarget) else "embedding norm")
+        report.targets["checkpoint"] = str(checkpoint)
+        report.targets["fold"] = meta.get("fold")
+    captions = _captions(ranking, "")
+    columns = ["apex frame", *layers, *([f"{n} (fine-tuned)" for n in layers] if cams_after else [])]
+    rows = []
+    for i, v in enumerate(views):
+        maps = [(cams[n][i], captions[n][i]) for n in layers]
+        if cams_after is not None:
+            maps += [(cams_after[n][i], captions_after[n][i]) for n in layers]
+        rows.append({"title": f"{v.clip.clip_id} ({v.clip.label})", "frame": v.frame,
+                     "mask": v.mask, "frame_caption": f"apex {v.apex}", "maps": maps})
+    out = Path(out)
+    for p in range(0, len(rows), ROWS_PER_PNG):
+        report.pngs.append(write_grid(out / f"gradcam_{p // ROWS_PER_PNG + 1:02d}.png",
+                                      rows[p:p + ROWS_PER_PNG], columns))
+    (out / "focus.json").write_text(json.dumps({
+        "trunk": trunk.name, "weights_sha256": trunk.weights_sha256, "regions": regions.kind,
+        "clips": report.clip_ids, "ranking": ranking, "ranking_after": report.ranking_after,
+        "targets": report.targets}, indent=1) + "\n")
+    return report

@@ -1,0 +1,135 @@
+"""Fold-aware caches and the leakage guard: fold k's features, never from a trunk that saw its test subjects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_clips
+from mer_cache.cache import open_cache
+from mer_cache.errors import CacheError, ProtocolError
+from mer_cache.extract import ExtractOptions
+from mer_cache.finetune import (
+    FinetuneConfig, check_fold_features, extract_finetuned, finetune, is_fold_cache_dir,
+    load_fold_features, open_fold_caches,
+)
+from mer_cache.finetune.assignment import assignment_sha256, fold_assignment
+from mer_cache.heads.folds import make_folds
+from mer_cache.trunks.weights.hashing import sha256_file
+
+CONFIG = FinetuneConfig(trunk="tiny-cnn", weights="random", from_layer="layer4", folds=2,
+                        epochs=1, batch_size=8, fc_dims=(16,), workers=0)
+OPTIONS = ExtractOptions(batch_size=32, workers=0, dtype="float32")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the OpenMP
+    # barrier of two threads costs ~5x (measured: a tiny fine-tuning run 4 s vs 20 s).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+@pytest.fixture(scope="module")
+def fold_caches(tmp_path_factory):
+    root = tmp_path_factory.mktemp("guard")
+    clips = make_clips(root / "frames", [4] * 12, subjects=4)
+    run = finetune(clips, config=CONFIG, out=root / "run")
+    result = extract_finetuned(run.out, clips=clips, out_dir=root / "caches", options=OPTIONS)
+    assert result.complete and not result.failed
+    return run, root / "caches", clips
+
+
+def head_folds(seqs, *, seed: int):
+    return make_folds(seqs.y, seqs.groups, protocol="subject-kfold", folds=2, seed=seed,
+                      classes=seqs.classes)
+
+
+def test_one_cache_per_fold_records_checkpoint_and_subjects(fold_caches):
+    run, path, _ = fold_caches
+    assert is_fold_cache_dir(path) and not is_fold_cache_dir(run.out)
+    caches = open_fold_caches(path)
+    assert caches.n_folds == 2
+    for k, record in enumerate(run.folds):
+        fp = open_cache(caches.cache_path(k)).fingerprint
+        assert fp["weights_sha256"] == sha256_file(run.out / f"fold{k}.pt")
+        meta = fp["finetune"]
+        assert meta["fold"] == k and meta["checkpoint_sha256"] == record["checkpoint_sha256"]
+        assert meta["train_subjects"] == record["train_subjects"]
+        assert meta["test_subjects"] == record["test_subjects"]
+
+
+def test_matching_folds_pass_and_each_fold_has_its_own_features(fold_caches):
+    _, path, _ = fold_caches
+    features = load_fold_features(path, labels="smic4")
+    seqs = features.sequences[0]
+    features.check(head_folds(seqs, seed=CONFIG.seed), seqs)  # no error: the run's own folds
+    assert not np.allclose(features.embeddings(0)[0], features.embeddings(1)[0])
+
+
+def test_refuses_features_from_a_trunk_that_saw_the_test_subjects(fold_caches):
+    run, path, _ = fold_caches
+    features = load_fold_features(path, labels="smic4")
+    seqs = features.sequences[0]
+    ours = fold_assignment(head_folds(seqs, seed=CONFIG.seed), seqs.groups)
+    seed = next(s for s in range(1, 50)
+                if fold_assignment(head_folds(seqs, seed=s), seqs.groups) != ours)
+    folds = head_folds(seqs, seed=seed)
+    with pytest.raises(ProtocolError, match="trained on subject") as err:
+        features.check(folds, seqs)
+    k = int(str(err.value).split(":")[0].split()[-1])
+    leaked = set(seqs.groups[folds[k].test]) & set(run.folds[k]["train_subjects"])
+    assert leaked and all(s in str(err.value) for s in leaked)
+
+
+def test_refuses_a_fold_assignment_that_differs(fold_caches):
+    run, path, _ = fold_caches
+    meta = open_fold_caches(path).fold_meta[0]
+    # the head tests fold 0 on the run's fold-0 subjects, but places an extra subject elsewhere
+    head = {**meta["assignment"], "folder/s9": 1}
+    with pytest.raises(ProtocolError, match="assignment differs") as err:
+        check_fold_features(meta, fold_index=0, test_subjects=meta["test_subjects"],
+                            assignment_hash=assignment_sha256(head), head_assignment=head)
+    assert "folder/s9" in str(err.value)
+    # without the full map, the differing subjects of this fold are named
+    with pytest.raises(ProtocolError, match="folder/s9"):
+        check_fold_features(meta, fold_index=0, test_subjects=[*meta["test_subjects"], "folder/s9"],
+                            assignment_hash=assignment_sha256(head))
+    check_fold_features(meta, fold_index=0, test_subjects=meta["test_subjects"],
+                        assignment_hash=meta["assignment_sha256"])  # the run's own: accepted
+
+
+def test_refuses_another_fold_count_and_a_plain_folder(fold_caches, tmp_path):
+    _, path, _ = fold_caches
+    features = load_fold_features(path, labels="smic4")
+    seqs = features.sequences[0]
+    loso = make_folds(seqs.y, seqs.groups, protocol="loso", folds=2, seed=0, classes=seqs.classes)
+    with pytest.raises(ProtocolError, match="4 folds"):
+        features.check(loso, seqs)
+    with pytest.raises(CacheError, match="folds.json"):
+        open_fold_caches(tmp_path)
+
+
+def test_rerun_resumes_and_other_run_is_refused(fold_caches, tmp_path):
+    run, path, clips = fold_caches
+    again = extract_finetuned(run.out, clips=clips, out_dir=path, options=OPTIONS)
+    assert all(r.n_written == 0 for r in again.results)
+    other = finetune(clips, config=FinetuneConfig(**{**CONFIG.to_dict(), "seed": 7,
+                                                      "fc_dims": (16,)}), out=tmp_path / "run7")
+    with pytest.raises(CacheError):
+        extract_finetuned(other.out, clips=clips, out_dir=path, options=OPTIONS)
+
+
+def test_refuses_one_fold_cache_used_for_every_fold(fold_caches):
+    from mer_cache.finetune import check_not_fold_cache
+
+    _, path, _ = fold_caches
+    fp = open_cache(path / "fold1.zarr").fingerprint
+    with pytest.raises(ProtocolError, match="fine-tuned fold 1") as err:
+        check_not_fold_cache(fp, path=path / "fold1.zarr")
+    assert all(s in str(err.value) for s in fp["finetune"]["train_subjects"])
+    check_not_fold_cache({"finetune": None}, path="plain.zarr")  # a plain cache passes

@@ -1,18 +1,42 @@
-"""`mer-cache extract`: embed every frame of a dataset into a Zarr cache."""
+"""`mer-cache extract`: embed every frame of a dataset into a Zarr cache.
+
+With ``--finetuned-run`` it writes one cache per fold instead, each with that fold's
+fine-tuned trunk (the paper's Exp-I; see :mod:`mer_cache.finetune.fold_caches`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mer_cache.cli.common import (
-    DatasetOpt, LayerOpt, RootOpt, TrunkOpt, WeightsOpt, console, err_console, run_guarded,
+    DatasetOpt, LayerOpt, RootOpt, WeightsOpt, console, err_console, fail, run_guarded,
 )
 from mer_cache.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mer_cache.extract import ExtractOptions
+
+DEFAULT_TRUNK = "fer-minixception"
+DEFAULT_RESIZE_MODE = "stretch"  # the paper feeds whole frames, no face crop
+# None marks "not given", so --finetuned-run can refuse an explicit --trunk / --resize-mode
+ExtractTrunkOpt = Annotated[Optional[str], typer.Option(
+    "--trunk", "-t", show_default=False,
+    help=f"Trunk name (see `mer-cache weights list`), or tv:<torchvision name> (default: "
+         f"{DEFAULT_TRUNK}; not with --finetuned-run).")]
+ResizeModeOpt = Annotated[Optional[str], typer.Option(
+    "--resize-mode", show_default=False,
+    help=f"stretch (whole frame, the paper's choice) or center-crop (VGGFace2 eval transform) "
+         f"(default: {DEFAULT_RESIZE_MODE}; with --finetuned-run, the run's).")]
+FinetunedRunOpt = Annotated[Optional[Path], typer.Option(
+    "--finetuned-run",
+    help="Folder of a finished `mer-cache finetune` run: writes --out/fold{k}.zarr with each "
+         "fold's trunk and --out/folds.json (train-head takes that folder). The run decides "
+         "trunk, weights, layer and resize mode.")]
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -28,8 +52,8 @@ def _parse_options(pairs: list[str]) -> dict:
 def extract(
     dataset: DatasetOpt,
     root: RootOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (.zarr); rerun to resume.")],
-    trunk: TrunkOpt = "fer-minixception",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (.zarr), or with --finetuned-run the folder of fold caches; rerun to resume.")],
+    trunk: ExtractTrunkOpt = None,
     weights: WeightsOpt = None,
     layer: LayerOpt = None,
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index; without it (or without a GPU) the CPU is used.")] = None,
@@ -37,20 +61,40 @@ def extract(
     workers: Annotated[int, typer.Option("--workers", help="DataLoader processes decoding frames.")] = 2,
     amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
     dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = "float16",
-    resize_mode: Annotated[str, typer.Option("--resize-mode", help="stretch (whole frame, the paper's choice) or center-crop (VGGFace2 eval transform).")] = "stretch",
+    resize_mode: ResizeModeOpt = None,
     dataset_option: Annotated[list[str], typer.Option("--dataset-option", help="Loader option KEY=VALUE, repeatable (e.g. frames=onset-offset).")] = [],
+    finetuned_run: FinetunedRunOpt = None,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
     Resumable: rerunning the same command skips finished clips and retries failed ones.
     Under `torchrun --nproc-per-node N -m mer_cache extract ...` ranks split the clips.
+    With --finetuned-run, one cache per fold of the fine-tuning run (Exp-I).
     """
     from mer_cache.extract import ExtractJob, ExtractOptions, run_extract_job
 
+    if finetuned_run is not None:
+        given = [name for name, value in (("--trunk", trunk), ("--weights", weights),
+                                          ("--layer", layer), ("--resize-mode", resize_mode))
+                 if value is not None]
+        if given:
+            fail(ConfigError(
+                f"{', '.join(given)} cannot be combined with --finetuned-run {finetuned_run}: the "
+                f"fine-tuning run decides the trunk, its weights (one checkpoint per fold), the "
+                f"layer and the resize mode. Drop {', '.join(given)}, or extract without "
+                f"--finetuned-run."))
+        options = run_guarded(ExtractOptions, batch_size=batch_size, workers=workers, amp=amp,
+                              dtype=dtype)
+        _extract_finetuned(finetuned_run, dataset=dataset, root=root, out=out, gpu=gpu,
+                           dataset_options=run_guarded(_parse_options, dataset_option),
+                           options=options)
+        return
+
     def build():
         return ExtractJob(
-            dataset=dataset, root=root, trunk=trunk, out=out, weights=weights, layer=layer,
-            resize_mode=resize_mode, gpu=gpu, dataset_options=_parse_options(dataset_option),
+            dataset=dataset, root=root, trunk=trunk or DEFAULT_TRUNK, out=out, weights=weights,
+            layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
+            dataset_options=_parse_options(dataset_option),
             options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype),
         )
 
@@ -87,6 +131,47 @@ def extract(
             console.print(f"  {cid}: {reason}", highlight=False)
         raise typer.Exit(1)
     console.print(f"Cache complete: {result.complete}")
+
+
+def _extract_finetuned(run_dir: Path, *, dataset: str, root: Path, out: Path, gpu: int | None,
+                       dataset_options: dict, options: ExtractOptions) -> None:
+    """Write one cache per fold of a fine-tuning run; print one table row per fold."""
+    from mer_cache.extract import run_extract_finetuned_job
+
+    notes: list[str] = []
+    with Progress(TextColumn("[bold]extract fold {task.fields[fold]}[/]"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} frames"), TimeRemainingColumn(),
+                  console=err_console, transient=False) as bar:
+        task = bar.add_task("extract", total=None, fold="-")
+        state = {"fold": None}
+
+        def progress(k: int, done: int, total: int) -> None:
+            if state["fold"] != k:
+                state["fold"] = k
+                bar.reset(task)
+            bar.update(task, completed=done, total=total, fold=str(k))
+
+        result = run_guarded(run_extract_finetuned_job, run_dir, dataset=dataset, root=root,
+                             out=out, gpu=gpu, dataset_options=dataset_options, options=options,
+                             progress=progress, notes=notes)
+    for note in notes:
+        err_console.print(f"[yellow]{note}[/]")
+    table = Table(title=f"Fold caches of {run_dir} in {result.out_dir}")
+    for col in ("fold", "cache", "clips written", "already done", "failed", "frames/s", "complete"):
+        table.add_column(col, justify="right")
+    for k, r in enumerate(result.results):
+        table.add_row(str(k), r.path.name, str(r.n_written), str(r.n_already_done),
+                      str(len(r.failed)), f"{r.frames_per_s:.1f}", str(r.complete))
+    console.print(table)
+    if result.failed:
+        console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to "
+                      "retry them):")
+        for cid, reason in result.failed.items():
+            console.print(f"  {cid}: {reason}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"Fold caches complete: {result.complete}. Train heads on them with "
+                  f"`mer-cache train-head --cache {result.out_dir} ...` and the run's protocol, "
+                  "folds and seed.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

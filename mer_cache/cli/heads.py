@@ -17,7 +17,7 @@ from mer_cache.heads.folds import LEAK_MESSAGE, SubjectLeakWarning
 from mer_cache.heads.sweep import run_sweep
 from mer_cache.heads.training import HeadConfig, ProgressEvent, RunResult, train_head
 
-CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (made by `mer-cache extract`).")]
+CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (made by `mer-cache extract`), or a folder of fold caches (`extract --finetuned-run`): fold k then uses fold k's features, with the fine-tuning run's protocol, folds and seed.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory; rerunning the same command resumes it.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Fold count (ignored by loso).")]
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), clip-kfold (paper's code; subjects leak).")]
@@ -93,6 +93,21 @@ def _warn_leak(protocol: str) -> None:
         err_console.print(f"[bold yellow]Warning:[/] {LEAK_MESSAGE}", highlight=False)
 
 
+def _load_inputs(cache: Path, labels: str):
+    """The head's sequences, and the per-fold features when ``cache`` is a fold-cache folder.
+
+    One ``fold{k}.zarr`` on its own is refused: its trunk trained on other folds' test subjects.
+    """
+    from mer_cache.finetune.guard import check_not_fold_cache, is_fold_cache_dir, load_fold_features
+
+    if is_fold_cache_dir(cache):
+        features = run_guarded(load_fold_features, cache, labels=labels)
+        return features.sequences[0], features
+    seqs = run_guarded(load_sequences, cache, labels=labels)
+    run_guarded(check_not_fold_cache, seqs.fingerprint, path=cache)
+    return seqs, None
+
+
 def train_head_cmd(
     cache: CacheOpt,
     out: OutOpt,
@@ -121,10 +136,11 @@ def train_head_cmd(
                          protocol=protocol, folds=folds, labels=labels, val_subjects=val_subjects,
                          patience=patience, precision=precision, device=device)
     _warn_leak(protocol)
-    seqs = run_guarded(load_sequences, cache, labels=labels)
+    seqs, features = _load_inputs(cache, labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)  # shown above, and in the notes
-        res = run_guarded(train_head, seqs, config, out=out, progress=_ProgressBar(bar, epochs))
+        res = run_guarded(train_head, seqs, config, out=out, progress=_ProgressBar(bar, epochs),
+                          fold_features=features)
     _render(res)
 
 
@@ -170,7 +186,7 @@ def sweep_cmd(
                        folds=folds, labels=labels, val_subjects=val_subjects, patience=patience,
                        precision=precision, device=device)
     _warn_leak(protocol)
-    seqs = run_guarded(load_sequences, cache, labels=labels)
+    seqs, features = _load_inputs(cache, labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)
         progress = _ProgressBar(bar, epochs)
@@ -179,7 +195,8 @@ def sweep_cmd(
             progress.reset()
             err_console.print(f"[{i + 1}/{total}] {name}", highlight=False)
 
-        res = run_guarded(run_sweep, seqs, grid, base=base, out=out, progress=progress, on_run=on_run)
+        res = run_guarded(run_sweep, seqs, grid, base=base, out=out, progress=progress, on_run=on_run,
+                          fold_features=features)
     table = Table(title=f"sweep ({len(res.rows)} runs, {protocol}, ranked by pooled UF1)")
     for col in ("rank", "run", "UF1", "UAR", "accuracy", "seconds"):
         table.add_column(col, justify="right" if col != "run" else "left")

@@ -186,6 +186,13 @@ class FoldFeatures:
                                  "sequences; load every fold from the same fold-cache folder.")
         check_head_folds(self.caches, folds, seqs.groups)
 
+    def identity(self) -> dict:
+        """What a head run must see again to resume: the run's folds and each fold's checkpoint."""
+        meta = self.caches.meta
+        return {"protocol": meta["protocol"], "folds": meta["folds"], "seed": meta["seed"],
+                "labels": meta["labels"], "assignment_sha256": meta["assignment_sha256"],
+                "checkpoints_sha256": [r["checkpoint_sha256"] for r in self.caches.fold_meta]}
+
     def embeddings(self, k: int) -> list[np.ndarray]:
         """Fold k's ``(T, D)`` arrays, in the order of the head's sequences."""
         return self.sequences[k].embeddings

@@ -33,7 +33,9 @@ from mer_cache.heads.data import Sequences
 from mer_cache.heads.metrics import summarize
 from mer_cache.heads.training import HeadConfig, RunResult
 
-_COMPARED = ("config", "data", "fingerprint")  # what must match for a resume
+# what must match for a resume; fold_features: the fine-tuning run's folds and checkpoints
+# when each fold reads its own fold cache (None for one plain cache)
+_COMPARED = ("config", "data", "fingerprint", "fold_features")
 
 
 def versions() -> dict:
@@ -78,12 +80,12 @@ class RunDir:
     """
 
     def __init__(self, out: Path | None, *, config: HeadConfig, seqs: Sequences,
-                 notes: list[str]) -> None:
+                 notes: list[str], fold_features: dict | None = None) -> None:
         self.out = Path(out) if out is not None else None
         self.config, self.seqs, self.notes = config, seqs, notes
         self.doc = _jsonable({"config": asdict(config), "data": seqs.identity(),
-                              "fingerprint": seqs.fingerprint, "versions": versions(),
-                              "seed": config.seed, "notes": notes})
+                              "fingerprint": seqs.fingerprint, "fold_features": fold_features,
+                              "versions": versions(), "seed": config.seed, "notes": notes})
         if self.out is None:
             return
         path = self.out / "config.json"

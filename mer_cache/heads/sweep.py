@@ -61,7 +61,8 @@ def expand_grid(grid: Mapping[str, Sequence], *, base: HeadConfig) -> list[tuple
 
 def run_sweep(seqs: Sequences, grid: Mapping[str, Sequence], *, base: HeadConfig = HeadConfig(),
               out: Path | None = None, progress: Progress | None = None,
-              on_run: Callable[[str, int, int], None] | None = None) -> SweepResult:
+              on_run: Callable[[str, int, int], None] | None = None,
+              fold_features=None) -> SweepResult:
     """Train every grid point on the same sequences and rank the results.
 
     Parameters
@@ -78,6 +79,8 @@ def run_sweep(seqs: Sequences, grid: Mapping[str, Sequence], *, base: HeadConfig
         Passed to every run.
     on_run : callable, optional
         Called as ``on_run(name, index, total)`` before each run starts.
+    fold_features : FoldFeatures, optional
+        Per-fold features of a fold-cache folder, passed to every run (see :func:`train_head`).
     """
     points = expand_grid(grid, base=base)
     for _, config in points:  # refuse a bad grid point before hours of the others
@@ -86,7 +89,8 @@ def run_sweep(seqs: Sequences, grid: Mapping[str, Sequence], *, base: HeadConfig
     for i, (name, config) in enumerate(points):
         if on_run:
             on_run(name, i, len(points))
-        res = train_head(seqs, config, out=None if out is None else Path(out) / name, progress=progress)
+        res = train_head(seqs, config, out=None if out is None else Path(out) / name, progress=progress,
+                         fold_features=fold_features)
         pooled = res.metrics["pooled"]
         rows.append({"name": name, "uf1": pooled["uf1"], "uar": pooled["uar"],
                      "accuracy": pooled["accuracy"],

@@ -275,7 +275,7 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
 
 
 def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
-               progress: Progress | None = None) -> RunResult:
+               progress: Progress | None = None, fold_features=None) -> RunResult:
     """Train and evaluate a head under a protocol; write the run directory if ``out`` is given.
 
     Parameters
@@ -287,6 +287,11 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
         Run directory. Completed folds found there (same configuration) are kept, not rerun.
     progress : callable, optional
         Receives a :class:`ProgressEvent` per fold and epoch.
+    fold_features : FoldFeatures, optional
+        Per-fold features of a fold-cache folder (``mer_cache.finetune.load_fold_features``):
+        fold k trains and tests on the features of fold k's fine-tuned trunk. The folds are
+        checked against the fine-tuning run's first (the leakage guard). ``seqs`` must hold
+        the same clips (normally ``fold_features.sequences[0]``).
 
     Raises
     ------
@@ -294,7 +299,9 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
         If the labels differ from the sequences' scheme, the window exceeds every clip, or
         ``out`` holds a run with another configuration.
     ProtocolError
-        If the folds cannot be made (see :func:`mer_cache.heads.folds.make_folds`).
+        If the folds cannot be made (see :func:`mer_cache.heads.folds.make_folds`), or, with
+        ``fold_features``, if a fold's test subjects were seen by the trunk that produced its
+        features or the fold assignment differs from the fine-tuning run's.
     """
     from mer_cache.heads.runs import RunDir  # runs imports this module's records
 
@@ -309,14 +316,22 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
         notes.append(f"precision auto -> {precision}")
     folds = make_folds(seqs.y, seqs.groups, protocol=config.protocol, folds=config.folds,
                        seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects)
+    if fold_features is not None:
+        # Exp-I: fold k's trunk never saw fold k's test subjects; refuse before any training
+        fold_features.check(folds, seqs)
+        notes.append(f"fold k uses the features of fold k's fine-tuned trunk (fine-tuning run "
+                     f"{fold_features.caches.meta.get('run')}, fold caches "
+                     f"{fold_features.caches.path})")
     if config.protocol == "clip-kfold":
         notes.append("WARNING: " + LEAK_MESSAGE)
     n_short = int(np.sum(seqs.lengths < config.window))
     if n_short:
         notes.append(f"{n_short} of {len(seqs)} clips are shorter than the {config.window}-frame "
                      f"window and were padded by repeating their edge frames")
-    run = RunDir(out, config=config, seqs=seqs, notes=notes)
-    bank = torch.from_numpy(np.concatenate(seqs.embeddings)).to(device)  # (sum T, D)
+    run = RunDir(out, config=config, seqs=seqs, notes=notes,
+                 fold_features=None if fold_features is None else fold_features.identity())
+    bank = (torch.from_numpy(np.concatenate(seqs.embeddings)).to(device)  # (sum T, D)
+            if fold_features is None else None)
     records = []
     with _deterministic():
         for fold in folds:
@@ -330,10 +345,17 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
             if progress:
                 progress(ProgressEvent("fold", fold.index, len(folds), 0, config.epochs))
             t0 = time.perf_counter()
-            head, record = _train_fold(bank, seqs, fold, config, precision=precision,
+            fbank = bank if fold_features is None else torch.from_numpy(
+                np.concatenate(fold_features.embeddings(fold.index))).to(device)  # (sum T, D)
+            head, record = _train_fold(fbank, seqs, fold, config, precision=precision,
                                        n_folds=len(folds), progress=progress)
-            logits = predict_clips(head, bank, seqs.lengths, fold.test, window=config.window,
+            logits = predict_clips(head, fbank, seqs.lengths, fold.test, window=config.window,
                                    stride=config.window_stride, precision=precision)
+            if fold_features is not None:
+                fm = fold_features.caches.fold_meta[fold.index]
+                record["features"] = {"cache": fold_features.caches.cache_path(fold.index).name,
+                                      "checkpoint": fm.get("checkpoint"),
+                                      "checkpoint_sha256": fm.get("checkpoint_sha256")}
             groups = seqs.groups
             record.update({
                 "test_clips": fold.test.tolist(), "test_clip_ids": test_ids,

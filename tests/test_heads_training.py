@@ -97,7 +97,7 @@ def test_run_directory_holds_config_predictions_confusions_and_checkpoints(seqs,
     assert meta["test_clip_ids"] == record["test_clip_ids"]
     logits = predict_sequences(head, [seqs_fp.embeddings[i] for i in record["test_clips"]],
                                window=meta["window"], stride=meta["window_stride"],
-                               precision=meta["precision"])
+                               precision=meta["precision"], reference=meta["reference"])
     np.testing.assert_allclose(logits, np.array(record["logits"]), rtol=1e-5, atol=1e-5)
 
 
@@ -117,3 +117,16 @@ def test_bad_inputs_give_clear_errors(seqs):
         train_head(seqs, _config(labels="megc3"))
     with pytest.raises(ConfigError, match="arch 'tcn' is unknown.*balance 'x' is unknown"):
         HeadConfig(arch="tcn", balance="x")
+
+
+def test_reference_first_removes_identity_and_frame_stays_static(seqs):
+    """`first` subtracts each clip's first frame; the static baseline resolves to `none`."""
+    from mer_cache.heads.data import reference_frames
+
+    shifted = [e + 5.0 for e in seqs.embeddings]  # an identity offset per clip changes nothing
+    for a, b in zip(reference_frames(seqs.embeddings, "first"), reference_frames(shifted, "first")):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_array_equal(a[0], 0)
+    assert _config(arch="frame").resolved_reference == "none"
+    assert _config(arch="bilstm").resolved_reference == "first"
+    assert _config(arch="frame", reference="first").resolved_reference == "first"

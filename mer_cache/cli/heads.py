@@ -30,6 +30,7 @@ PerClipOpt = Annotated[float, typer.Option("--windows-per-clip", help="Training 
 WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with native bf16, else fp32), fp32 or bf16.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")]
+ReferenceOpt = Annotated[str, typer.Option("--reference", help="first: subtract each clip's first (neutral onset) frame, removing identity; none: raw embeddings (the paper's code); auto: none for the static `frame` head, first otherwise.")]
 
 
 class _ProgressBar:
@@ -128,13 +129,15 @@ def train_head_cmd(
     patience: PatienceOpt = 5,
     precision: PrecisionOpt = "auto",
     device: DeviceOpt = "cpu",
+    reference: ReferenceOpt = "auto",
 ) -> None:
     """Train a temporal head on a cache under an evaluation protocol; write the run directory."""
     config = run_guarded(HeadConfig, arch=arch, window=window, window_stride=window_stride,
                          epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                          seed=seed, balance=balance, windows_per_clip=windows_per_clip,
                          protocol=protocol, folds=folds, labels=labels, val_subjects=val_subjects,
-                         patience=patience, precision=precision, device=device)
+                         patience=patience, precision=precision, device=device,
+                         reference=reference)
     _warn_leak(protocol)
     seqs, features = _load_inputs(cache, labels)
     with warnings.catch_warnings(), _progress() as bar:
@@ -174,6 +177,7 @@ def sweep_cmd(
     patience: PatienceOpt = 5,
     precision: PrecisionOpt = "auto",
     device: DeviceOpt = "cpu",
+    reference: ReferenceOpt = "auto",
 ) -> None:
     """Run a grid of heads over one in-memory copy of the cache; print a ranked table."""
     lists = {"arch": (arch, str, "--arch"), "window": (window, int, "--window"),
@@ -184,7 +188,7 @@ def sweep_cmd(
     base = run_guarded(HeadConfig, **{k: v[0] for k, v in values.items()}, epochs=epochs, seed=seed,
                        balance=balance, windows_per_clip=windows_per_clip, protocol=protocol,
                        folds=folds, labels=labels, val_subjects=val_subjects, patience=patience,
-                       precision=precision, device=device)
+                       precision=precision, device=device, reference=reference)
     _warn_leak(protocol)
     seqs, features = _load_inputs(cache, labels)
     with warnings.catch_warnings(), _progress() as bar:

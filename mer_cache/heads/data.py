@@ -167,3 +167,17 @@ def load_sequences(path: Path | str, *, labels: str) -> Sequences:
     from mer_cache.cache import open_cache  # the cache module alone knows the Zarr layout
 
     return sequences_from_cache(open_cache(path), labels=labels)
+
+
+def reference_frames(embeddings: list[np.ndarray], reference: str) -> list[np.ndarray]:
+    """Express every clip's frames against a reference (see ``HeadConfig.reference``).
+
+    ``first`` subtracts the clip's first frame: micro-expression clips start on a neutral
+    onset frame, so what remains is the change over time, without the subject's identity.
+    Only the clip's own frames are used, so nothing leaks across clips or folds.
+    """
+    if reference == "none":
+        return embeddings
+    if reference == "first":
+        return [e - e[:1] for e in embeddings]
+    raise ConfigError(f"Unknown reference '{reference}' (known: first, none).")

@@ -128,6 +128,7 @@ class RunDir:
                 "head_kwargs": self.config.head_kwargs(), "config": _jsonable(asdict(self.config)),
                 "fold": k, "window": self.config.window, "window_stride": self.config.window_stride,
                 "precision": record["precision"],
+                "reference": self.config.resolved_reference,
                 "test_clip_ids": record["test_clip_ids"],
                 "state_dict": {n: t.detach().cpu() for n, t in head.state_dict().items()}}
         tmp = self.out / f"fold{k}.pt.tmp"

@@ -35,13 +35,14 @@ import torch
 import torch.nn.functional as F
 
 from mer_cache.errors import ConfigError
-from mer_cache.heads.data import Sequences
+from mer_cache.heads.data import Sequences, reference_frames
 from mer_cache.heads.folds import LEAK_MESSAGE, PROTOCOLS, Fold, make_folds
 from mer_cache.heads.metrics import scores
 from mer_cache.heads.models import FC, HEADS, HIDDEN, PROJECTION_DIMS, TemporalHead, create_head
 from mer_cache.heads.windows import EpochSampler, check_window, class_weights, make_windows
 
 BALANCES = ("windows", "loss", "none")
+REFERENCES = ("auto", "first", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -72,6 +73,12 @@ class HeadConfig:
     hidden: int = HIDDEN
     fc: int = FC
     device: str = "cpu"
+    # What each clip's frames are expressed against before the head sees them. 'first':
+    # subtract the clip's first frame (its neutral onset), which removes the identity that
+    # dominates face embeddings and leaves the change over time that carries the class;
+    # 'none': raw embeddings, as the paper's code feeds them; 'auto': 'none' for the static
+    # `frame` baseline (so it stays static), 'first' for every other head.
+    reference: str = "auto"
     # 'auto' = bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX), else float32;
     # weights, BatchNorm statistics and the loss stay float32 either way
     precision: str = "auto"
@@ -97,12 +104,20 @@ class HeadConfig:
             problems.append(f"windows_per_clip must be > 0, got {self.windows_per_clip}")
         if not self.proj_dims or min(self.proj_dims) < 1:
             problems.append(f"proj_dims must be positive widths, got {self.proj_dims}")
+        if self.reference not in REFERENCES:
+            problems.append(f"reference '{self.reference}' is unknown (known: {', '.join(REFERENCES)})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision '{self.precision}' is unknown (known: {', '.join(PRECISIONS)})")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             problems.append(f"device '{self.device}' is not 'cpu' or 'cuda[:k]'")
         if problems:
             raise ConfigError("Invalid head-training options: " + "; ".join(problems) + ".")
+
+    @property
+    def resolved_reference(self) -> str:
+        if self.reference != "auto":
+            return self.reference
+        return "none" if self.arch == "frame" else "first"
 
     def head_kwargs(self) -> dict:
         return {"proj_dims": list(self.proj_dims), "hidden": self.hidden, "fc": self.fc}
@@ -198,12 +213,15 @@ def predict_clips(head: TemporalHead, bank: torch.Tensor, lengths: np.ndarray, c
 
 
 def predict_sequences(head: TemporalHead, embeddings: list[np.ndarray], *, window: int, stride: int = 1,
-                      precision: str = "fp32", device: str = "cpu") -> np.ndarray:
+                      precision: str = "fp32", device: str = "cpu",
+                      reference: str = "none") -> np.ndarray:
     """Logits (n, C) of new clips given as (T_i, D) arrays: the mean over each clip's windows.
 
-    Use the ``window``, ``window_stride`` and ``precision`` stored in the head's checkpoint.
+    Use the ``window``, ``window_stride``, ``precision`` and resolved ``reference`` stored
+    with the head's checkpoint.
     """
     lengths = np.array([len(e) for e in embeddings], dtype=np.int64)
+    embeddings = reference_frames(embeddings, reference)
     bank = torch.from_numpy(np.concatenate(embeddings).astype(np.float32, copy=False)).to(device)
     return predict_clips(head.to(device), bank, lengths, np.arange(len(embeddings)), window=window,
                          stride=stride, precision=precision)
@@ -314,6 +332,10 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     notes = list(seqs.notes)
     if config.precision == "auto":
         notes.append(f"precision auto -> {precision}")
+    reference = config.resolved_reference
+    notes.append(f"reference {config.reference} -> {reference}" + (
+        " (each clip's first frame is subtracted from its frames)" if reference == "first" else
+        " (raw embeddings)"))
     folds = make_folds(seqs.y, seqs.groups, protocol=config.protocol, folds=config.folds,
                        seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects)
     if fold_features is not None:
@@ -330,7 +352,8 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
                      f"window and were padded by repeating their edge frames")
     run = RunDir(out, config=config, seqs=seqs, notes=notes,
                  fold_features=None if fold_features is None else fold_features.identity())
-    bank = (torch.from_numpy(np.concatenate(seqs.embeddings)).to(device)  # (sum T, D)
+    bank = (torch.from_numpy(np.concatenate(reference_frames(seqs.embeddings, reference)))
+            .to(device)  # (sum T, D)
             if fold_features is None else None)
     records = []
     with _deterministic():
@@ -345,8 +368,8 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
             if progress:
                 progress(ProgressEvent("fold", fold.index, len(folds), 0, config.epochs))
             t0 = time.perf_counter()
-            fbank = bank if fold_features is None else torch.from_numpy(
-                np.concatenate(fold_features.embeddings(fold.index))).to(device)  # (sum T, D)
+            fbank = bank if fold_features is None else torch.from_numpy(np.concatenate(
+                reference_frames(fold_features.embeddings(fold.index), reference))).to(device)
             head, record = _train_fold(fbank, seqs, fold, config, precision=precision,
                                        n_folds=len(folds), progress=progress)
             logits = predict_clips(head, fbank, seqs.lengths, fold.test, window=config.window,

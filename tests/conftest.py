@@ -6,9 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mer_cache.catalogue.clip import Clip, list_frames
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Run torch on one thread in every test: tiny tensors gain nothing from intra-op
+    threads, and on a busy 2-core machine the OpenMP barrier of two threads costs ~5x.
+    Session scope, so module-scoped fixtures compute with the same thread count as tests
+    (float reductions differ between thread counts)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_clip_frames(folder: Path, n_frames: int, *, seed: int, size: int = 24) -> tuple[Path, ...]:

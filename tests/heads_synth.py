@@ -45,14 +45,6 @@ def make_sequences(scheme="smic4", **kw) -> Sequences:
     return sequences_from_arrays(**make_arrays(**kw), scheme=scheme)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny heads run fastest on one thread, and shared cores punish oversubscribed OpenMP."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def write_cache(path, *, dim=None, drop_last=False, **kw):
     """A real embedding cache (through the cache API) holding synthetic sequences."""

@@ -25,14 +25,6 @@ FOLDS, SEED = 2, 0
 HEAD = ["--arch", "mean", "--window", "3", "--epochs", "1", "--batch-size", "16", "--labels", "smic4"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors gain nothing from intra-op threads on a busy shared CPU (see test_leakage_guard)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _run(*args):
     result = runner.invoke(app, [str(a) for a in args])

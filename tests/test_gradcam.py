@@ -25,15 +25,6 @@ from mer_cache.trunks.spec import Preprocessing, TrunkSpec
 PRE = Preprocessing((32, 32), "rgb", (0.0,) * 3, (255.0,) * 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the OpenMP
-    # barrier of two threads costs ~5x (measured: a tiny fine-tuning run 4 s vs 20 s).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 class ColourNet(nn.Module):

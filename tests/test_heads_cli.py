@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mer_cache.cli.heads as cli_heads
-from heads_synth import make_arrays, one_thread, write_cache  # noqa: F401 (autouse fixture)
+from heads_synth import make_arrays, write_cache
 from mer_cache.cli.app import app
 from mer_cache.heads.data import sequences_from_arrays
 

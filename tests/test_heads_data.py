@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from heads_synth import make_arrays, make_sequences, one_thread, write_cache  # noqa: F401
+from heads_synth import make_arrays, make_sequences, write_cache
 from mer_cache.errors import CacheError, LabelError
 from mer_cache.heads.data import load_sequences, sequences_from_cache
 from mer_cache.heads.training import HeadConfig, train_head

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from heads_synth import make_sequences, one_thread  # noqa: F401 (autouse fixture)
+from heads_synth import make_sequences
 from mer_cache.errors import ProtocolError
 from mer_cache.heads.folds import SubjectLeakWarning, make_folds
 

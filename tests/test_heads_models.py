@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from heads_synth import one_thread  # noqa: F401 (autouse fixture)
 from mer_cache.errors import ConfigError
 from mer_cache.heads.models import HEADS, create_head
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from heads_synth import make_sequences, one_thread  # noqa: F401 (autouse fixture)
+from heads_synth import make_sequences
 from mer_cache.errors import ConfigError
 from mer_cache.heads.models import load_head
 from mer_cache.heads.training import HeadConfig, predict_sequences, train_head

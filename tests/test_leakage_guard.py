@@ -23,15 +23,6 @@ CONFIG = FinetuneConfig(trunk="tiny-cnn", weights="random", from_layer="layer4",
 OPTIONS = ExtractOptions(batch_size=32, workers=0, dtype="float32")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the OpenMP
-    # barrier of two threads costs ~5x (measured: a tiny fine-tuning run 4 s vs 20 s).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 @pytest.fixture(scope="module")

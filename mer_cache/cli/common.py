@@ -65,6 +65,21 @@ TrunkOpt = Annotated[str, typer.Option("--trunk", "-t", help="Trunk name (see `m
 WeightsOpt = Annotated[str | None, typer.Option("--weights", "-w", help="Weight file, 'random', or omitted for the trunk's default file in the weights directory.")]
 LayerOpt = Annotated[str | None, typer.Option("--layer", "-l", help="Layer to tap (default: the trunk's embedding layer).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+DatasetOptionsOpt = Annotated[list[str], typer.Option(
+    "--dataset-option", "-o",
+    help="Loader option KEY=VALUE, repeatable (e.g. modality=VIS, frames=onset-offset, "
+         "cropped=true, casme2_root=PATH).")]
+
+
+def parse_dataset_options(pairs: list[str]) -> dict:
+    """``["frames=onset-offset", "cropped=true"]`` -> ``{"frames": ..., "cropped": True}``."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--dataset-option expects KEY=VALUE, got {pair!r} (e.g. frames=onset-offset).")
+        key, value = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return out
 
 
 def is_tty() -> bool:

@@ -11,26 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from mer_cache.catalogue.problems import DatasetWarning
-from mer_cache.cli.common import DatasetOpt, RootOpt, console, err_console, run_guarded
+from mer_cache.cli.common import (
+    DatasetOpt, DatasetOptionsOpt, RootOpt, console, err_console, parse_dataset_options, run_guarded,
+)
 from mer_cache.errors import ConfigError
 
 app = typer.Typer(help="Dataset copies: check them, list their clips.", no_args_is_help=True)
-
-OptionsOpt = Annotated[list[str], typer.Option(
-    "--dataset-option", "-o",
-    help="Loader option KEY=VALUE, repeatable (e.g. modality=VIS, frames=onset-offset, "
-         "cropped=true, casme2_root=PATH).")]
-
-
-def parse_options(pairs: list[str]) -> dict:
-    """``["frames=onset-offset", "cropped=true"]`` -> ``{"frames": ..., "cropped": True}``."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"-o/--dataset-option expects KEY=VALUE, got {pair!r} (e.g. frames=onset-offset).")
-        key, value = pair.split("=", 1)
-        out[key.strip().replace("-", "_")] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
-    return out
 
 
 @app.command("check")
@@ -38,12 +24,12 @@ def check_cmd(
     dataset: DatasetOpt,
     root: RootOpt,
     deep: Annotated[bool, typer.Option("--deep", help="Also open and decode every image (slow).")] = False,
-    dataset_option: OptionsOpt = [],
+    dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Count clips per subject and label, and report every problem; exit 1 if any is fatal."""
     from mer_cache.catalogue import check_dataset
 
-    options = run_guarded(parse_options, dataset_option)
+    options = run_guarded(parse_dataset_options, dataset_option)
     options.pop("on_missing", None)  # check reports missing clips whatever the choice
     if deep:
         with Progress(TextColumn("[bold]opening frames[/]"), BarColumn(), MofNCompleteColumn(),
@@ -89,12 +75,12 @@ def list_cmd(
     dataset: DatasetOpt,
     root: RootOpt,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Leave out clips without frames instead of failing.")] = False,
-    dataset_option: OptionsOpt = [],
+    dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """List the clips of a dataset: id, label, frames, onset/apex/offset, fps."""
     from mer_cache.catalogue import load_catalogue
 
-    options = run_guarded(parse_options, dataset_option)
+    options = run_guarded(parse_dataset_options, dataset_option)
     on_missing = options.pop("on_missing", "skip" if skip_missing else "raise")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DatasetWarning)

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mer_cache.cli.common import (
-    DatasetOpt, LayerOpt, RootOpt, WeightsOpt, console, err_console, fail, run_guarded,
+    DatasetOpt, DatasetOptionsOpt, LayerOpt, RootOpt, WeightsOpt, console, err_console, fail,
+    parse_dataset_options, run_guarded,
 )
 from mer_cache.errors import ConfigError
 
@@ -39,14 +40,6 @@ FinetunedRunOpt = Annotated[Optional[Path], typer.Option(
          "trunk, weights, layer and resize mode.")]
 
 
-def _parse_options(pairs: list[str]) -> dict:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise ConfigError(f"--dataset-option expects KEY=VALUE, got {p!r} (e.g. frames=onset-offset).")
-        k, v = p.split("=", 1)
-        out[k.strip().replace("-", "_")] = {"true": True, "false": False}.get(v.lower(), v)
-    return out
 
 
 def extract(
@@ -62,7 +55,7 @@ def extract(
     amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
     dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = "float16",
     resize_mode: ResizeModeOpt = None,
-    dataset_option: Annotated[list[str], typer.Option("--dataset-option", help="Loader option KEY=VALUE, repeatable (e.g. frames=onset-offset).")] = [],
+    dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
@@ -86,7 +79,7 @@ def extract(
         options = run_guarded(ExtractOptions, batch_size=batch_size, workers=workers, amp=amp,
                               dtype=dtype)
         _extract_finetuned(finetuned_run, dataset=dataset, root=root, out=out, gpu=gpu,
-                           dataset_options=run_guarded(_parse_options, dataset_option),
+                           dataset_options=run_guarded(parse_dataset_options, dataset_option),
                            options=options)
         return
 
@@ -94,7 +87,7 @@ def extract(
         return ExtractJob(
             dataset=dataset, root=root, trunk=trunk or DEFAULT_TRUNK, out=out, weights=weights,
             layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
-            dataset_options=_parse_options(dataset_option),
+            dataset_options=parse_dataset_options(dataset_option),
             options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype),
         )
 

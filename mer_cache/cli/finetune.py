@@ -10,33 +10,21 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from mer_cache.cli.common import (
-    DatasetOpt, LayerOpt, RootOpt, SeedOpt, TrunkOpt, WeightsOpt, console, err_console, is_tty,
-    run_guarded,
+    DatasetOpt, DatasetOptionsOpt, LayerOpt, RootOpt, SeedOpt, TrunkOpt, WeightsOpt, console,
+    err_console, is_tty, parse_dataset_options, run_guarded,
 )
 from mer_cache.errors import ConfigError
 
-DatasetOptionOpt = Annotated[list[str], typer.Option(
-    "--dataset-option", help="Loader option KEY=VALUE, repeatable (e.g. frames=onset-offset).")]
 RegionsOpt = Annotated[str, typer.Option(
     "--regions", help="Moving face regions for the focus score: auto (synth.json when the root "
                       "has one, else diff), synth, diff (onset-to-apex frame difference), or a "
                       "JSON file {clip_id: [[x0, y0, x1, y1], ...]} in frame pixels.")]
 
 
-def _dataset_options(pairs: list[str]) -> dict:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise ConfigError(f"--dataset-option expects KEY=VALUE, got {p!r} (e.g. frames=onset-offset).")
-        k, v = p.split("=", 1)
-        out[k.strip().replace("-", "_")] = {"true": True, "false": False}.get(v.lower(), v)
-    return out
-
-
 def _load(dataset: str, root: Path, pairs: list[str]):
     from mer_cache.catalogue import load_catalogue
 
-    return load_catalogue(dataset, root, **_dataset_options(pairs))
+    return load_catalogue(dataset, root, **parse_dataset_options(pairs))
 
 
 def _ranking_table(title: str, ranking: list[dict]) -> Table:
@@ -70,7 +58,7 @@ def finetune(
     regions: RegionsOpt = "auto",
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index (AMP on); without it the CPU is used.")] = None,
     amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
-    dataset_option: DatasetOptionOpt = [],
+    dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
     from mer_cache.extract import resolve_device
@@ -135,7 +123,7 @@ def gradcam(
     regions: RegionsOpt = "auto",
     suggest_layer: Annotated[bool, typer.Option("--suggest-layer", help="Print the layers ranked by focus and the suggested l_s.")] = False,
     seed: SeedOpt = 0,
-    dataset_option: DatasetOptionOpt = [],
+    dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Grad-CAM heat maps per layer on apex frames, with a focus score per layer."""
     from mer_cache.gradcam import resolve_regions, run_gradcam

@@ -24,6 +24,7 @@ _MODULES = [
     ("cache", ("group", "cache")),
     ("heads", ("commands", None)),
     ("finetune", ("commands", None)),
+    ("predict", ("commands", None)),
 ]
 
 for _mod_name, (_how, _group) in _MODULES:

@@ -1,0 +1,54 @@
+"""``mer-cache predict``: class probabilities of clip folders from a train-head run's folds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from mer_cache.cli.common import WeightsOpt, console, err_console, run_guarded
+from mer_cache.predict import Prediction, predict_clips
+
+
+def _render(preds: list[Prediction], run: Path) -> None:
+    classes = list(preds[0].probabilities)
+    table = Table(title=f"Predictions of {run} (mean of {len(preds[0].folds)} fold heads)")
+    table.add_column("clip")
+    table.add_column("frames", justify="right")
+    table.add_column("predicted")
+    for c in classes:
+        table.add_column(f"p({c})", justify="right")
+    for p in preds:
+        frames = f"{p.n_frames} (padded)" if p.padded else str(p.n_frames)
+        table.add_row(str(p.path), frames, f"[bold]{p.predicted}[/]",
+                      *(f"{p.probabilities[c]:.3f}" for c in classes))
+    console.print(table)
+
+
+def predict_cmd(
+    clip_dirs: Annotated[list[Path], typer.Argument(help="Clip folders, each holding one clip's frames.")],
+    run: Annotated[Path, typer.Option("--run", help="A finished `mer-cache train-head` run directory.")],
+    weights: WeightsOpt = None,
+    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index; without it (or without a GPU) the CPU is used.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per trunk forward pass.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON instead of a table.")] = False,
+) -> None:
+    """Embed clip folders with the run's trunk and print the fold heads' mean probabilities."""
+    from mer_cache.extract.extractor import resolve_device
+
+    device, note = run_guarded(resolve_device, gpu)
+    if note:
+        err_console.print(f"[yellow]{note}[/]")
+    preds = run_guarded(predict_clips, run, clip_dirs, weights=weights, device=str(device),
+                        batch_size=batch_size)
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
+    else:
+        _render(preds, run)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_cmd)

@@ -51,6 +51,7 @@ class FoldHead:
     stride: int
     precision: str
     classes: tuple[str, ...]
+    reference: str = "none"  # what each clip's frames were expressed against in training
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def load_fold_heads(run_dir: Path | str) -> list[FoldHead]:
             raise ConfigError(f"{path} is not a head checkpoint of train-head ({exc}). Keep only "
                               f"the files train-head wrote in {run_dir}.") from None
         heads.append(FoldHead(k, head, int(meta["window"]), int(meta["window_stride"]),
-                              str(meta["precision"]), tuple(meta["classes"])))
+                              str(meta["precision"]), tuple(meta["classes"]),
+                              str(meta.get("reference", "none"))))
     classes = {h.classes for h in heads}
     if len(classes) != 1:
         raise ConfigError(f"The fold heads in {run_dir} disagree on the classes ({sorted(classes)}); "
@@ -242,7 +244,8 @@ def ensemble_probabilities(heads: Sequence[FoldHead], embeddings: list[np.ndarra
     """(mean over folds (n, C), per fold (K, n, C)) of the softmax of each fold's clip logits."""
     per_fold = np.stack([
         _softmax(predict_sequences(h.head, embeddings, window=h.window, stride=h.stride,
-                                   precision=h.precision, device=device).astype(np.float64))
+                                   precision=h.precision, device=device,
+                                   reference=h.reference).astype(np.float64))
         for h in heads])  # (K, n, C)
     return per_fold.mean(axis=0), per_fold
 

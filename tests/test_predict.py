@@ -19,14 +19,6 @@ from mer_cache.predict import predict_clips
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _run(*args):
     result = runner.invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output
@@ -36,8 +28,6 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny folder dataset -> tiny-cnn cache (float16) -> 2-fold mean head run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("predict")
     clips = make_clips(base / "frames", [6, 7, 5, 8, 6, 7, 5, 6, 7, 8, 6, 5], subjects=4)
     cache, run = base / "c.zarr", base / "run"
@@ -47,7 +37,6 @@ def trained(tmp_path_factory):
     res = _run("train-head", "--cache", cache, "--out", run, "--arch", "mean", "--folds", "2",
                "--epochs", "2", "--window", "3", "--batch-size", "8", "--precision", "fp32")
     assert res.exit_code == 0, res.output
-    torch.set_num_threads(before)
     return {"clips": clips, "cache": cache, "run": run, "base": base}
 
 
@@ -57,8 +46,9 @@ def _ensemble_from_cache(run, cache, clip_id):
     probs = []
     for path in sorted(run.glob("fold*.pt")):
         head, meta = load_head(path)
+        assert meta["reference"] == "first"  # the mean head's default: the run's own setting is used
         logits = predict_sequences(head, [emb], window=meta["window"], stride=meta["window_stride"],
-                                   precision=meta["precision"])[0].astype(np.float64)
+                                   precision=meta["precision"], reference=meta["reference"])[0].astype(np.float64)
         p = np.exp(logits - logits.max())
         probs.append(p / p.sum())
     return np.mean(probs, axis=0), meta["classes"]

@@ -16,6 +16,7 @@ c >= 0.9 x the serial bound.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -100,7 +101,9 @@ def main() -> None:
     device, note = resolve_device(args.gpu)
     if note:
         print(note)
-    workers = ExtractOptions().workers if args.workers is None else args.workers
+    workers = args.workers
+    if workers is None:  # the extractor's own default for this device
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     trunk = create_trunk(args.trunk, weights=args.weights)
     work = Path(tempfile.mkdtemp(prefix="mer-cache-xt-"))
     try:

@@ -138,3 +138,27 @@ def test_direct_chunk_read_equals_zarr_read_including_missing_chunks(tmp_path, t
     fast = store._read_uncompressed_local(root["embeddings"])
     assert fast is not None
     np.testing.assert_array_equal(fast, root["embeddings"][:])  # NaN == NaN for array_equal
+
+
+def test_direct_chunk_writes_are_what_zarr_reads(tmp_path, tiny_clips):
+    from mer_cache.cache import store
+
+    path = tmp_path / "c.zarr"
+    prepare_cache(path, fingerprint=_fingerprint(tiny_clips), clips=tiny_clips, chunk_bytes=64 * 12)
+    w = CacheWriter(path)
+    rng = np.random.default_rng(3)
+    written = {}
+    for i in (0, 2, 5):  # partial chunks: neighbours stay unwritten (NaN)
+        written[i] = rng.normal(size=(tiny_clips[i].n_frames, 32)).astype(np.float32)
+        w.write(i, written[i])
+    root, _ = store.open_group(path)
+    emb, status = root["embeddings"][:], root["status"][:]  # read through Zarr itself
+    cache = open_cache(path, require_complete=False)
+    for c in cache.clips:
+        rows = emb[c.row_start:c.row_start + c.n_frames]
+        if c.index in written:
+            np.testing.assert_array_equal(rows, written[c.index].astype(np.float16))
+            assert status[c.index] == store.DONE
+        else:
+            assert np.isnan(rows).all() and status[c.index] == store.PENDING
+    assert not list(path.rglob("*.partial"))

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +121,8 @@ def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
         clips[name] = [-1 if v is None else int(v) for v in table[name]]
     clips["row_start"] = row_start.tolist()
     clips["unit"] = unit.tolist()
-    root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING)
+    root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING,
+                      compressors=None)
     root.create_array("errors", shape=(n,), chunks=(1,), dtype=str, fill_value="")
     root.attrs[ATTR_KEY] = {
         "layout_version": LAYOUT_VERSION,
@@ -179,14 +182,65 @@ def read_errors(root: zarr.Group, indices: list[int]) -> dict[int, str]:
 
 
 def write_rows(root: zarr.Group, clip: CachedClip, rows: np.ndarray) -> None:
-    """Store a clip's rows, then mark it done (in that order: see module docstring)."""
-    root["embeddings"][clip.row_start:clip.row_start + clip.n_frames] = rows
-    root["status"][clip.index] = DONE
+    """Store a clip's rows, then mark it done (in that order: see module docstring).
+
+    Uncompressed arrays on a local store are written chunk file by chunk file, each
+    through a temp file renamed into place, as Zarr's local store does itself; this skips
+    Zarr's per-call machinery, which cost ~10 ms a clip (a fifth of a fast trunk's time).
+    """
+    emb, status = root["embeddings"], root["status"]
+    if not (_write_uncompressed_local(emb, clip.row_start, rows)
+            and _write_uncompressed_local(status, clip.index, np.array([DONE], np.uint8))):
+        emb[clip.row_start:clip.row_start + clip.n_frames] = rows
+        status[clip.index] = DONE
 
 
 def write_failure(root: zarr.Group, index: int, reason: str) -> None:
     root["errors"][index] = reason
     root["status"][index] = FAILED
+
+
+def _local_chunk_dir(arr: zarr.Array) -> Path | None:
+    """Folder of an array's chunk files, when it is uncompressed, native-endian and local."""
+    meta = arr.metadata
+    codecs = getattr(meta, "codecs", ())
+    root_dir = getattr(arr.store, "root", None)
+    if (root_dir is None or len(codecs) != 1 or type(codecs[0]).__name__ != "BytesCodec"
+            or getattr(getattr(codecs[0], "endian", None), "value", sys.byteorder) != sys.byteorder
+            or getattr(meta.chunk_key_encoding, "separator", None) != "/"):
+        return None
+    return Path(root_dir) / arr.path / "c"
+
+
+def _write_uncompressed_local(arr: zarr.Array, start: int, values: np.ndarray) -> bool:
+    """Write ``values`` at rows ``start..`` straight into chunk files; False if not possible."""
+    base = _local_chunk_dir(arr)
+    if base is None:
+        return False
+    chunk_rows = arr.chunks[0]
+    tail = tuple(arr.shape[1:])
+    dtype = np.dtype(arr.dtype)
+    values = np.ascontiguousarray(values, dtype=dtype)
+    stop = start + len(values)
+    for k in range(start // chunk_rows, math.ceil(stop / chunk_rows)):
+        lo, hi = k * chunk_rows, min((k + 1) * chunk_rows, arr.shape[0])
+        path = base.joinpath(str(k), *["0"] * len(tail))  # zarr v3 default keys: c/<k>/0
+        chunk = _read_chunk(path, (hi - lo, *tail), dtype, arr.metadata.fill_value)
+        a, b = max(start, lo), min(stop, hi)
+        chunk[a - lo:b - lo] = values[a - start:b - start]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        tmp.write_bytes(chunk.tobytes())
+        os.replace(tmp, path)  # atomic: a kill leaves the old chunk or the new one
+    return True
+
+
+def _read_chunk(path: Path, shape: tuple, dtype: np.dtype, fill) -> np.ndarray:
+    try:
+        data = np.fromfile(path, dtype=dtype)
+    except FileNotFoundError:
+        return np.full(shape, fill, dtype=dtype)
+    return data.reshape(shape)
 
 
 def write_summary(root: zarr.Group, attrs: dict, summary: dict | None) -> dict:
@@ -231,17 +285,12 @@ def read_embeddings(root: zarr.Group, dtype=None) -> np.ndarray:
 
 
 def _read_uncompressed_local(arr: zarr.Array) -> np.ndarray | None:
-    meta = arr.metadata
-    codecs = getattr(meta, "codecs", ())
-    root_dir = getattr(arr.store, "root", None)
-    if (root_dir is None or len(codecs) != 1 or type(codecs[0]).__name__ != "BytesCodec"
-            or getattr(codecs[0].endian, "value", "little") != sys.byteorder
-            or getattr(meta.chunk_key_encoding, "separator", None) != "/"):
+    base = _local_chunk_dir(arr)
+    if base is None:
         return None
     rows, dim = arr.shape
     chunk_rows = arr.chunks[0]
-    out = np.empty((rows, dim), dtype=arr.dtype.to_native_dtype() if hasattr(arr.dtype, "to_native_dtype") else arr.dtype)
-    base = Path(root_dir) / arr.path / "c"
+    out = np.empty((rows, dim), dtype=np.dtype(arr.dtype))
     for k in range(math.ceil(rows / chunk_rows)):
         view = out[k * chunk_rows:(k + 1) * chunk_rows]
         path = base / str(k) / "0"

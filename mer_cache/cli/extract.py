@@ -51,7 +51,7 @@ def extract(
     layer: LayerOpt = None,
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index; without it (or without a GPU) the CPU is used.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per forward pass (packed across clips).")] = 64,
-    workers: Annotated[int, typer.Option("--workers", help="DataLoader processes decoding frames.")] = 2,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="DataLoader processes decoding frames (default: 0 on the CPU, where they would compete with the trunk for cores; min(8, cores) on a GPU).")] = None,
     amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
     dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = "float16",
     resize_mode: ResizeModeOpt = None,

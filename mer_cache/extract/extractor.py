@@ -9,6 +9,7 @@ Ctrl-C loses at most the clips still in flight, and a rerun resumes.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -36,7 +37,10 @@ class ExtractOptions:
     """How to run an extraction (what it computes is fixed by the trunk and the clips)."""
 
     batch_size: int = 64
-    workers: int = 2
+    # DataLoader decoding processes. None = 0 on the CPU, where workers would compete with
+    # the trunk's own threads for the same cores (measured: fer-minixception extracts ~15 %
+    # slower with 1 worker than decoding in-process on 2 cores), min(8, cores) on a GPU.
+    workers: int | None = None
     device: str = "cpu"
     amp: Literal["bf16", "fp16", "off"] = "bf16"  # autocast dtype; used on CUDA only
     dtype: Literal["float16", "float32"] = "float16"  # storage dtype: float16 halves the size
@@ -45,7 +49,7 @@ class ExtractOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}.")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}.")
         if self.amp not in ("bf16", "fp16", "off"):
             raise ConfigError(f"--amp must be bf16, fp16 or off, got {self.amp!r}.")
@@ -176,7 +180,10 @@ def extract_clips(
     if device.type == "cuda":
         trunk = trunk.to(memory_format=torch.channels_last)
     dataset = FrameDataset(clips, todo, trunk.preprocessing)
-    loader = frame_loader(dataset, batch_size=options.batch_size, workers=options.workers,
+    workers = options.workers
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    loader = frame_loader(dataset, batch_size=options.batch_size, workers=workers,
                           pin_memory=device.type == "cuda")
     assembler = _ClipAssembler(writer, clips, trunk.dim)
     assembler.start()

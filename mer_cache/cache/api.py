@@ -156,6 +156,7 @@ class CacheWriter:
         self._root, self._attrs = store.open_group(self.path, mode="r+")
         self.clips = store.read_table(self._attrs)
         self._units = store.read_units(self._attrs)
+        self._arrays = store.writer_arrays(self._root)
         self.rank, self.world = rank, world
 
     def owns(self, index: int) -> bool:
@@ -172,7 +173,7 @@ class CacheWriter:
         if rows.shape != (clip.n_frames, self._attrs["dim"]):
             raise CacheError(f"{clip.clip_id}: got embeddings of shape {rows.shape}, expected "
                              f"({clip.n_frames}, {self._attrs['dim']}).")
-        store.write_rows(self._root, clip, rows.astype(self._attrs["dtype"], copy=False))
+        store.write_rows(self._arrays, clip, rows.astype(self._attrs["dtype"], copy=False))
 
     def fail(self, index: int, reason: str) -> None:
         store.write_failure(self._root, index, reason)

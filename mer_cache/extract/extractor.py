@@ -112,14 +112,17 @@ class _ClipAssembler(threading.Thread):
 
     def _consume(self, emb: np.ndarray, clip_idx: np.ndarray, frame_idx: np.ndarray,
                  errors: list[str]) -> None:
-        for row, (i, f, err) in enumerate(zip(clip_idx.tolist(), frame_idx.tolist(), errors)):
+        # A batch holds runs of consecutive frames of a few clips: copy run by run.
+        starts = np.flatnonzero(np.r_[True, clip_idx[1:] != clip_idx[:-1]])
+        ends = np.r_[starts[1:], len(clip_idx)]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            i = int(clip_idx[a])
             if i not in self.buffers:
                 self.buffers[i] = (np.empty((self.clips[i].n_frames, self.dim), np.float32), [0], [])
             rows, count, errs = self.buffers[i]
-            rows[f] = emb[row]
-            count[0] += 1
-            if err:
-                errs.append(err)
+            rows[frame_idx[a:b]] = emb[a:b]
+            count[0] += b - a
+            errs.extend(e for e in errors[a:b] if e)
             if count[0] == self.clips[i].n_frames:
                 self._finish(i, rows, errs)
 

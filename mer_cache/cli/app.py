@@ -28,12 +28,7 @@ _MODULES = [
 ]
 
 for _mod_name, (_how, _group) in _MODULES:
-    try:
-        _mod = importlib.import_module(f"mer_cache.cli.{_mod_name}")
-    except ModuleNotFoundError as _exc:  # a command group not written yet
-        if _exc.name != f"mer_cache.cli.{_mod_name}":
-            raise
-        continue
+    _mod = importlib.import_module(f"mer_cache.cli.{_mod_name}")
     if _how == "group":
         app.add_typer(_mod.app, name=_group)
     else:

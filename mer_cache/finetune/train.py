@@ -37,6 +37,7 @@ from mer_cache.finetune.saved import (
     FOLD_META_KIND, checkpoint_path, record_path, save_fold, write_json,
 )
 from mer_cache.heads.folds import Fold
+from mer_cache.heads.training import ProgressEvent
 from mer_cache.heads.metrics import scores, summarize
 from mer_cache.trunks import create_trunk
 from mer_cache.trunks.base import Trunk
@@ -45,19 +46,8 @@ from mer_cache.trunks.weights.hashing import sha256_file
 RUN_FILE = "run.json"
 
 
-@dataclass(frozen=True)
-class FinetuneEvent:
-    """One step, for a progress display: ``kind`` is 'fold', 'epoch', 'skip' or 'done'."""
-
-    kind: str
-    fold: int
-    n_folds: int
-    epoch: int = 0
-    n_epochs: int = 0
-    loss: float | None = None
-    val_uf1: float | None = None
-
-
+# Fine-tuning reports the same fold/epoch events as head training.
+FinetuneEvent = ProgressEvent
 Progress = Callable[[FinetuneEvent], None]
 
 

@@ -16,14 +16,14 @@ from mer_cache.predict import Prediction, predict_clips
 def _render(preds: list[Prediction], run: Path) -> None:
     classes = list(preds[0].probabilities)
     table = Table(title=f"Predictions of {run} (mean of {len(preds[0].folds)} fold heads)")
-    table.add_column("clip")
+    table.add_column("clip folder")
     table.add_column("frames", justify="right")
     table.add_column("predicted")
     for c in classes:
         table.add_column(f"p({c})", justify="right")
     for p in preds:
         frames = f"{p.n_frames} (padded)" if p.padded else str(p.n_frames)
-        table.add_row(str(p.path), frames, f"[bold]{p.predicted}[/]",
+        table.add_row(p.path.name, frames, f"[bold]{p.predicted}[/]",
                       *(f"{p.probabilities[c]:.3f}" for c in classes))
     console.print(table)
 

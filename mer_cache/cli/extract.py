@@ -6,6 +6,7 @@ fine-tuned trunk (the paper's Exp-I; see :mod:`mer_cache.finetune.fold_caches`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -93,19 +94,22 @@ def extract(
 
     job = run_guarded(build)
     notes: list[str] = []
-    with Progress(TextColumn("[bold]extract[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-                  TextColumn("{task.fields[fps]:.0f} frames/s"), TimeRemainingColumn(),
-                  console=err_console, transient=False) as bar:
-        task = bar.add_task("extract", total=None, fps=0.0)
-        import time
+    bar = Progress(TextColumn("[bold]extract[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                   TextColumn("{task.fields[fps]:.0f} frames/s"), TimeRemainingColumn(),
+                   console=err_console, transient=False)
+    task = bar.add_task("extract", total=None, fps=0.0)
+    t0 = time.perf_counter()
 
-        t0 = time.perf_counter()
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # started on the first batch, so set-up errors print cleanly
+            bar.start()
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        bar.update(task, completed=done, total=total, fps=done / elapsed)
 
-        def progress(done: int, total: int) -> None:
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            bar.update(task, completed=done, total=total, fps=done / elapsed)
-
+    try:
         result = run_guarded(run_extract_job, job, progress=progress, notes=notes)
+    finally:
+        bar.stop()
     for note in notes:
         err_console.print(f"[yellow]{note}[/]")
     table = Table(title=f"Extraction into {result.path} ({result.status})", show_header=False)

@@ -79,3 +79,14 @@ def test_incomplete_cache_is_a_cache_error(tmp_path):
     write_cache(tmp_path / "c.zarr", n_subjects=2, clips_per_class=1, drop_last=True)
     with pytest.raises(CacheError, match="incomplete"):
         load_sequences(tmp_path / "c.zarr", labels="smic4")
+
+
+def test_cache_with_nan_rows_fails_verification_by_name(tmp_path):
+    from mer_cache.cache import CacheWriter
+
+    arrays = write_cache(tmp_path / "c.zarr", n_subjects=2, clips_per_class=1)
+    bad = arrays["embeddings"][1].copy()
+    bad[0, 0] = np.nan  # e.g. a corrupted chunk
+    CacheWriter(tmp_path / "c.zarr").write(1, bad)
+    with pytest.raises(CacheError, match=f"fails verification: 1 clip.*{arrays['clip_ids'][1]}"):
+        load_sequences(tmp_path / "c.zarr", labels="smic4")

@@ -146,8 +146,17 @@ def sequences_from_cache(cache, *, labels: str) -> Sequences:
         Label scheme name (``smic4``, ``megc3``, ``casme2-5``, ``emotion``).
     """
     clips = list(cache.clips)
+    embeddings = cache.load_all(dtype=np.float32)
+    bad = [c.clip_id for c, e in zip(clips, embeddings) if not np.isfinite(e).all()]
+    if bad:
+        from mer_cache.errors import CacheError
+
+        raise CacheError(
+            f"The cache {getattr(cache, 'path', '')} fails verification: {len(bad)} clip(s) hold "
+            f"NaN/inf embeddings ({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}). Run "
+            "`mer-cache cache verify` on it, then re-extract into a new --out folder.")
     return sequences_from_arrays(
-        cache.load_all(dtype=np.float32),
+        embeddings,
         clip_ids=[c.clip_id for c in clips], subjects=[c.subject for c in clips],
         datasets=[c.dataset for c in clips], labels=[c.label for c in clips],
         scheme=labels, fingerprint=dict(cache.fingerprint),

@@ -56,7 +56,7 @@ SPEC = TrunkSpec(
 
 
 def build(weights: Path | str | None) -> BuiltNet:
-    gen_state = torch.random.get_rng_state()
+    gen_state = torch.random.get_rng_state()  # seed the init without disturbing the caller's RNG
     torch.manual_seed(0)
     net = TinyCNN()
     torch.random.set_rng_state(gen_state)

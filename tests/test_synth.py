@@ -86,7 +86,7 @@ def test_ground_truth_is_consistent(smic_root):
         assert 0 <= clip["onset"] < clip["apex"] < clip["offset"] <= n - 1
         for key in ("onset", "apex", "offset"):
             assert clip[f"{key}_frame"] == numbers[clip[key]]
-        assert 1.5 <= clip["amplitude_px"] <= 3.0
+        assert clip["amplitude_px"] >= 1.5 and clip["amplitude_px"] <= 3.0
         assert set(clip["au_regions"]) == set(clip["action_units"])
         for x0, y0, x1, y1 in clip["au_regions"].values():
             assert 0 <= x0 < x1 <= CROP_PX and 0 <= y0 < y1 <= CROP_PX

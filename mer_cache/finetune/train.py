@@ -13,7 +13,6 @@ with other settings is refused, naming what differs.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from contextlib import nullcontext
@@ -36,6 +35,7 @@ from mer_cache.finetune.model import FinetuneModel
 from mer_cache.finetune.saved import (
     FOLD_META_KIND, checkpoint_path, record_path, save_fold, write_json,
 )
+from mer_cache.heads.early_stopping import EarlyStopping
 from mer_cache.heads.folds import Fold
 from mer_cache.heads.training import ProgressEvent
 from mer_cache.heads.metrics import scores, summarize
@@ -110,7 +110,8 @@ def _train_fold(bank: FrameBank, cf: ClipFolds, fold: Fold, frame_y: np.ndarray,
     rng = np.random.default_rng(seed)
     train_rows = bank.rows_of(cf.keep[fold.train])
     val_rows = bank.rows_of(cf.keep[fold.val])
-    losses, val_uf1s, best = [], [], (-1.0, 0, None)
+    losses, val_uf1s = [], []
+    stopper = EarlyStopping(patience=config.patience)
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = train_rows[balanced_epoch(frame_y[train_rows], len(cf.classes),
@@ -136,17 +137,15 @@ def _train_fold(bank: FrameBank, cf: ClipFolds, fold: Fold, frame_y: np.ndarray,
                             batch_size=config.eval_batch_size)
             val_uf1 = scores(frame_y[val_rows], pred, n_classes=len(cf.classes))["uf1"]
             val_uf1s.append(val_uf1)
-            if val_uf1 > best[0]:
-                best = (val_uf1, epoch, copy.deepcopy(model.state_dict()))
+        stop = val_uf1 is not None and stopper.update(epoch, val_uf1, model)
         if progress:
             progress(FinetuneEvent("epoch", fold.index, n_folds, epoch, config.epochs,
                                    losses[-1], val_uf1))
-        if len(val_rows) and epoch - best[1] >= config.patience:
+        if stop:
             break
-    if best[2] is not None:
-        model.load_state_dict(best[2])  # the epoch chosen on validation subjects, never on test
+    stopper.restore(model)  # the epoch chosen on validation subjects, never on test
     record = {"fold": fold.index, "epochs_run": len(losses),
-              "best_epoch": best[1] if len(val_rows) else len(losses),
+              "best_epoch": stopper.best_epoch if len(val_rows) else len(losses),
               "loss_history": losses, "val_uf1_history": val_uf1s,
               "n_train_frames": int(len(train_rows)), "n_val_frames": int(len(val_rows)),
               "class_multipliers": {cf.classes[c]: round(m, 4) for c, m in class_multipliers(

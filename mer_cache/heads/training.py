@@ -24,7 +24,6 @@ and deterministic algorithms are requested, so the same seed gives the same metr
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences, reference_frames
+from mer_cache.heads.early_stopping import EarlyStopping
 from mer_cache.heads.folds import LEAK_MESSAGE, PROTOCOLS, Fold, make_folds
 from mer_cache.heads.metrics import scores
 from mer_cache.heads.models import FC, HEADS, HIDDEN, PROJECTION_DIMS, TemporalHead, create_head
@@ -246,7 +246,7 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
     # fused Adam: one kernel per parameter tensor instead of a dozen elementwise ops
     opt = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     losses, val_uf1s = [], []
-    best = (-1.0, 0, None)  # (val UF1, epoch, state)
+    stopper = EarlyStopping(patience=config.patience)
     for epoch in range(1, config.epochs + 1):
         head.train()
         ids = torch.from_numpy(sampler.next_epoch()).to(device)
@@ -272,21 +272,19 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
                                    stride=config.window_stride, precision=precision)
             val_uf1 = scores(seqs.y[fold.val], logits.argmax(1), n_classes=n_classes)["uf1"]
             val_uf1s.append(val_uf1)
-            if val_uf1 > best[0]:
-                best = (val_uf1, epoch, copy.deepcopy(head.state_dict()))
+        stop = val_uf1 is not None and stopper.update(epoch, val_uf1, head)
         if progress:
             progress(ProgressEvent("epoch", fold.index, n_folds, epoch, config.epochs,
                                    losses[-1], val_uf1))
-        if len(fold.val) and epoch - best[1] >= config.patience:
+        if stop:
             break
-    if best[2] is not None:  # early stopping: keep the epoch the validation subjects chose
-        head.load_state_dict(best[2])
+    stopper.restore(head)  # early stopping: keep the epoch the validation subjects chose
     record = {
         "fold": fold.index, "seed": seed, "precision": precision,
         "n_train_clips": int(len(fold.train)), "n_train_windows": int(len(win)),
         "windows_per_epoch": int(len(ids)),
         "n_padded_train_clips": win.n_padded,
-        "epochs_run": len(losses), "best_epoch": best[1] if len(fold.val) else len(losses),
+        "epochs_run": len(losses), "best_epoch": stopper.best_epoch if len(fold.val) else len(losses),
         "loss_history": losses, "val_uf1_history": val_uf1s,
     }
     return head, record

@@ -45,7 +45,8 @@ from mer_cache.extract import ExtractOptions, extract_clips  # noqa: E402
 from mer_cache.frames import load_frame  # noqa: E402
 from mer_cache.heads.data import load_sequences  # noqa: E402
 from mer_cache.heads.models import create_head  # noqa: E402
-from mer_cache.heads.training import HeadConfig, resolve_precision  # noqa: E402
+from mer_cache.heads.config import HeadConfig
+from mer_cache.heads.training import resolve_precision  # noqa: E402
 from mer_cache.heads.windows import EpochSampler, make_windows  # noqa: E402
 from mer_cache.synth import SynthConfig, generate_dataset  # noqa: E402
 from mer_cache.trunks import create_trunk  # noqa: E402

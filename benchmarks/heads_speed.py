@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
 from mer_cache.heads.data import sequences_from_arrays  # noqa: E402
-from mer_cache.heads.sweep import run_sweep  # noqa: E402
-from mer_cache.heads.training import HeadConfig, train_head  # noqa: E402
+from mer_cache.pipelines import run_sweep  # noqa: E402
+from mer_cache.heads.config import HeadConfig
+from mer_cache.pipelines import train_head  # noqa: E402
 
 # SMIC-HS: 16 subjects, 164 micro clips (70 negative, 51 positive, 43 surprise) + 164 non-micro
 COUNTS = {"negative": 70, "positive": 51, "surprise": 43, "non_micro": 164}

@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from conftest import make_clips
 from mer_cache.errors import ConfigError, TrunkError
-from mer_cache.finetune import FinetuneConfig, finetune
-from mer_cache.finetune.assignment import assignment_sha256, clip_folds
+from mer_cache.finetune import FinetuneConfig
+from mer_cache.pipelines import finetune
+from mer_cache.protocol.assignment import assignment_sha256, clip_folds
 from mer_cache.finetune.augment import FlipRotate, balanced_epoch, class_multipliers
 from mer_cache.finetune.model import FinetuneModel
 from mer_cache.heads.data import sequences_from_arrays
-from mer_cache.heads.folds import make_folds
+from mer_cache.protocol.folds import make_folds
 from mer_cache.trunks import create_trunk
 from mer_cache.trunks.checkpoints import read_checkpoint
 

@@ -157,7 +157,8 @@ def test_suggest_layer_ranks_every_layer_and_is_seeded(tmp_path):
 
 
 def test_figures_before_and_after_finetuning(tmp_path):
-    from mer_cache.finetune import FinetuneConfig, finetune
+    from mer_cache.finetune import FinetuneConfig
+    from mer_cache.pipelines import finetune, run_gradcam
 
     clips = moving_clips(tmp_path / "f")
     run = finetune(clips, config=FinetuneConfig(trunk="tiny-cnn", weights="random",

@@ -8,7 +8,8 @@ import pytest
 from heads_synth import make_arrays, make_sequences, write_cache
 from mer_cache.errors import CacheError, LabelError
 from mer_cache.heads.data import load_sequences, sequences_from_cache
-from mer_cache.heads.training import HeadConfig, train_head
+from mer_cache.heads.config import HeadConfig
+from mer_cache.pipelines import train_head
 
 
 def test_scheme_drops_clips_it_leaves_out_and_says_so():
@@ -16,7 +17,7 @@ def test_scheme_drops_clips_it_leaves_out_and_says_so():
     seqs = make_sequences(scheme="megc3", n_subjects=2, clips_per_class=1, dim=4)
     assert seqs.classes == ("negative", "positive", "surprise")
     assert len(seqs) == len(arrays["labels"]) - 2  # the two non_micro clips
-    assert any("left out 2 of 8 clips (labels: non_micro)" in n for n in seqs.notes)
+    assert any("left out 2 of 8 clips (labels: non_micro 2)" in n for n in seqs.notes)
     assert seqs.y.tolist() == [0, 1, 2, 0, 1, 2]
     assert seqs.groups[0] == "smic/s00"
 

@@ -9,7 +9,9 @@ import pytest
 from heads_synth import make_sequences
 from mer_cache.errors import ConfigError
 from mer_cache.heads.models import load_head
-from mer_cache.heads.training import HeadConfig, predict_sequences, train_head
+from mer_cache.heads.config import HeadConfig
+from mer_cache.heads.training import predict_sequences
+from mer_cache.pipelines import train_head
 
 SMALL = dict(proj_dims=(32, 32, 16), hidden=16, fc=16, window=9, batch_size=20, lr=3e-3)
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 import typer
 
 from mer_cache.cli.common import LayerOpt, WeightsOpt, console, run_guarded
-from mer_cache.embed import embed_images
 
 ResizeOpt = Annotated[Literal["stretch", "center-crop"], typer.Option("--resize-mode", help="stretch: whole image to the input size; center-crop: the VGGFace2 evaluation crop.")]
 TrunkDefaultOpt = Annotated[str, typer.Option("--trunk", "-t", help="Trunk name (see `mer-cache weights list`), or tv:<torchvision name>.")]
@@ -26,6 +24,10 @@ def embed_cmd(
     device: Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Embed image files with a trunk and write one row per image to a .npy file."""
+    import numpy as np
+
+    from mer_cache.embed import embed_images
+
     emb = run_guarded(embed_images, images, trunk=trunk, weights=weights, layer=layer,
                       resize_mode=resize_mode, batch_size=batch_size, device=device)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from mer_cache.cli.common import (
 from mer_cache.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mer_cache.extract import ExtractOptions
+    from mer_cache.pipelines import ExtractOptions
 
 DEFAULT_TRUNK = "fer-minixception"
 DEFAULT_RESIZE_MODE = "stretch"  # the paper feeds whole frames, no face crop
@@ -65,7 +65,8 @@ def extract(
     Under `torchrun --nproc-per-node N -m mer_cache extract ...` ranks split the clips.
     With --finetuned-run, one cache per fold of the fine-tuning run (Exp-I).
     """
-    from mer_cache.extract import ExtractJob, ExtractOptions, run_extract_job
+    from mer_cache.pipelines import ExtractOptions
+    from mer_cache.pipelines import ExtractJob, run_extract_job
 
     if finetuned_run is not None:
         given = [name for name, value in (("--trunk", trunk), ("--weights", weights),
@@ -133,7 +134,7 @@ def extract(
 def _extract_finetuned(run_dir: Path, *, dataset: str, root: Path, out: Path, gpu: int | None,
                        dataset_options: dict, options: ExtractOptions) -> None:
     """Write one cache per fold of a fine-tuning run; print one table row per fold."""
-    from mer_cache.extract import run_extract_finetuned_job
+    from mer_cache.pipelines import run_extract_finetuned_job
 
     notes: list[str] = []
     with Progress(TextColumn("[bold]extract fold {task.fields[fold]}[/]"), BarColumn(),

@@ -61,9 +61,10 @@ def finetune(
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
-    from mer_cache.extract import resolve_device
-    from mer_cache.finetune import FinetuneConfig, finetune as run_finetune
-    from mer_cache.gradcam import resolve_regions
+    from mer_cache.pipelines import resolve_device
+    from mer_cache.pipelines import resolve_regions
+    from mer_cache.pipelines import finetune as run_finetune
+    from mer_cache.pipelines.configs import FinetuneConfig
 
     device, note = run_guarded(resolve_device, gpu)
     if note:
@@ -88,10 +89,11 @@ def finetune(
 
         result = run_guarded(run_finetune, clips, config=config, out=out, regions=source,
                              progress=progress)
-    if result.layer_ranking:
-        console.print(_ranking_table("Grad-CAM focus of the base trunk (from-layer auto)",
-                                     result.layer_ranking))
-    console.print(f"l_s = {result.config.from_layer}")
+    for k, ranking in sorted(result.layer_rankings.items()):
+        console.print(_ranking_table(f"Fold {k}: Grad-CAM focus of the base trunk on its training "
+                                     f"subjects (from-layer auto)", ranking))
+    chosen = {rec["fold"]: rec.get("from_layer", result.config.from_layer) for rec in result.folds}
+    console.print("l_s = " + ", ".join(f"fold {k}: {v}" for k, v in sorted(chosen.items())))
     table = Table(title=f"Exp-I frame-level scores ({result.config.protocol}, {result.out})")
     for col in ("fold", "test subjects", "frames", "accuracy", "UF1", "UAR", "epochs"):
         table.add_column(col, justify="right")
@@ -126,7 +128,8 @@ def gradcam(
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Grad-CAM heat maps per layer on apex frames, with a focus score per layer."""
-    from mer_cache.gradcam import resolve_regions, run_gradcam
+    from mer_cache.pipelines import resolve_regions
+    from mer_cache.pipelines import run_gradcam
     from mer_cache.trunks import create_trunk
 
     names = [s.strip() for s in layers.split(",") if s.strip()] if layers else None

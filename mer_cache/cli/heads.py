@@ -1,4 +1,8 @@
-"""``mer-cache train-head`` and ``mer-cache sweep``: temporal heads on a cached embedding set."""
+"""``mer-cache train-head`` and ``mer-cache sweep``: temporal heads on a cached embedding set.
+
+Defaults come from :class:`mer_cache.heads.config.HeadConfig` (torch-free); the job API is
+imported inside each command so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,9 @@ from rich.table import Table
 
 from mer_cache.cli.common import SeedOpt, console, err_console, run_guarded
 from mer_cache.errors import ConfigError
-from mer_cache.heads.data import load_sequences
-from mer_cache.heads.folds import LEAK_MESSAGE, SubjectLeakWarning
-from mer_cache.heads.sweep import run_sweep
-from mer_cache.heads.training import HeadConfig, ProgressEvent, RunResult, train_head
+from mer_cache.pipelines.configs import HEADS, PRESETS, HeadConfig, preset_fields
+
+D = HeadConfig()  # every option's default
 
 CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (made by `mer-cache extract`), or a folder of fold caches (`extract --finetuned-run`): fold k then uses fold k's features, with the fine-tuning run's protocol, folds and seed.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory; rerunning the same command resumes it.")]
@@ -26,11 +29,13 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs (the m
 BalanceOpt = Annotated[str, typer.Option("--balance", help="windows: equal window counts per class (Aug.-II); loss: class-weighted loss; none.")]
 ValOpt = Annotated[int, typer.Option("--val-subjects", help="Training subjects held out per fold for early stopping (0: fixed epochs).")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="Early stopping: epochs without a better validation UF1.")]
-PerClipOpt = Annotated[float, typer.Option("--windows-per-clip", help="Training windows drawn per training clip per epoch.")]
+PerClipOpt = Annotated[float, typer.Option("--windows-per-clip", help="Training windows drawn per training clip per epoch (with --epoch-windows sample).")]
+EpochWindowsOpt = Annotated[str, typer.Option("--epoch-windows", help="sample: draw --windows-per-clip windows per clip each epoch (fast, this tool's default); all: every window each epoch, classes oversampled to the largest (the paper's Aug.-II).")]
 WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with native bf16, else fp32), fp32 or bf16.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")]
 ReferenceOpt = Annotated[str, typer.Option("--reference", help="first: subtract each clip's first (neutral onset) frame, removing identity; none: raw embeddings (the paper's code); auto: none for the static `frame` head, first otherwise.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help=f"Named settings ({', '.join(PRESETS)}). paper = Bai & Goecke's Exp-II/III training: --reference none --epoch-windows all --balance windows --window 13 --epochs 20 --batch-size 40 --lr 2.6e-3. Options given on the command line win over the preset.")]
 
 
 class _ProgressBar:
@@ -39,7 +44,7 @@ class _ProgressBar:
     def __init__(self, bar: Progress, epochs: int) -> None:
         self.bar, self.epochs, self.task = bar, epochs, None
 
-    def __call__(self, ev: ProgressEvent) -> None:
+    def __call__(self, ev) -> None:
         if self.task is None:
             self.task = self.bar.add_task("training", total=ev.n_folds * self.epochs)
         desc = f"fold {ev.fold + 1}/{ev.n_folds}"
@@ -64,7 +69,12 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err_console, transient=True)
 
 
-def _render(res: RunResult) -> None:
+def _ci(metrics: dict, key: str) -> str:
+    lo, hi = metrics["pooled_ci95"][key]
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def _render(res) -> None:
     m = res.metrics
     table = Table(title=f"{m['arch']} / {m['protocol']} ({len(m['folds'])} folds)")
     for col in ("fold", "clips", "test subjects", "accuracy", "UF1", "UAR"):
@@ -78,6 +88,7 @@ def _render(res: RunResult) -> None:
     p = m["pooled"]
     table.add_row("[bold]pooled[/]", str(p["n"]), "", f"{p['accuracy']:.3f}", f"[bold]{p['uf1']:.3f}[/]",
                   f"[bold]{p['uar']:.3f}[/]")
+    table.add_row("95 % interval", "", "(subjects)", "", _ci(m, "uf1"), _ci(m, "uar"), style="dim")
     for name, s in m.get("per_dataset", {}).items():
         table.add_row(f"pooled {name}", str(s["n"]), "", f"{s['accuracy']:.3f}", f"{s['uf1']:.3f}",
                       f"{s['uar']:.3f}")
@@ -91,60 +102,99 @@ def _render(res: RunResult) -> None:
 
 def _warn_leak(protocol: str) -> None:
     if protocol == "clip-kfold":
+        from mer_cache.pipelines import LEAK_MESSAGE
+
         err_console.print(f"[bold yellow]Warning:[/] {LEAK_MESSAGE}", highlight=False)
 
 
-def _load_inputs(cache: Path, labels: str):
-    """The head's sequences, and the per-fold features when ``cache`` is a fold-cache folder.
+def _config(ctx: typer.Context, preset: str, values: dict) -> HeadConfig:
+    """Options -> HeadConfig: the preset's fields, then every option given on the command line."""
+    fields = run_guarded(preset_fields, preset)
 
-    One ``fold{k}.zarr`` on its own is refused: its trunk trained on other folds' test subjects.
-    """
-    from mer_cache.finetune.guard import check_not_fold_cache, is_fold_cache_dir, load_fold_features
+    def on_command_line(name: str) -> bool:  # click's ParameterSource, by name (typer vendors click)
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
 
-    if is_fold_cache_dir(cache):
-        features = run_guarded(load_fold_features, cache, labels=labels)
-        return features.sequences[0], features
-    seqs = run_guarded(load_sequences, cache, labels=labels)
-    run_guarded(check_not_fold_cache, seqs.fingerprint, path=cache)
-    return seqs, None
+    given = {k: v for k, v in values.items() if k not in fields or on_command_line(k)}
+    return run_guarded(HeadConfig, **{**fields, **given})
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    return None if text is None else run_guarded(_split, text, int, "--seeds")
 
 
 def train_head_cmd(
+    ctx: typer.Context,
     cache: CacheOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option("--arch", help="Head: lstm (Exp-II), bilstm (Exp-III), gru, mean, frame.")] = "bilstm",
-    folds: FoldsOpt = 5,
-    protocol: ProtocolOpt = "subject-kfold",
-    labels: LabelsOpt = "smic4",
-    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13).")] = 13,
-    window_stride: Annotated[int, typer.Option("--window-stride", help="Frames between window starts.")] = 1,
-    epochs: EpochsOpt = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per batch (paper: 40/20).")] = 40,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (paper: 2.6e-3).")] = 2.6e-3,
-    seed: SeedOpt = 0,
-    weight_decay: WeightDecayOpt = 0.0,
-    balance: BalanceOpt = "windows",
-    windows_per_clip: PerClipOpt = 1.0,
-    val_subjects: ValOpt = 0,
-    patience: PatienceOpt = 5,
-    precision: PrecisionOpt = "auto",
-    device: DeviceOpt = "cpu",
-    reference: ReferenceOpt = "auto",
+    arch: Annotated[str, typer.Option("--arch", help=f"Head: {', '.join(HEADS)} (lstm = Exp-II, bilstm = Exp-III with --preset paper).")] = D.arch,
+    preset: PresetOpt = "default",
+    folds: FoldsOpt = D.folds,
+    protocol: ProtocolOpt = D.protocol,
+    labels: LabelsOpt = D.labels,
+    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13).")] = D.window,
+    window_stride: Annotated[int, typer.Option("--window-stride", help="Frames between window starts.")] = D.window_stride,
+    epochs: EpochsOpt = D.epochs,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per batch (paper: 40/20).")] = D.batch_size,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (paper: 2.6e-3).")] = D.lr,
+    seed: SeedOpt = D.seed,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Comma list of seeds (e.g. 0,1,2): one run per seed in OUT/seed<s>, and their mean and spread in OUT/seeds.json.")] = None,
+    weight_decay: WeightDecayOpt = D.weight_decay,
+    balance: BalanceOpt = D.balance,
+    windows_per_clip: PerClipOpt = D.windows_per_clip,
+    epoch_windows: EpochWindowsOpt = D.epoch_windows,
+    val_subjects: ValOpt = D.val_subjects,
+    patience: PatienceOpt = D.patience,
+    precision: PrecisionOpt = D.precision,
+    device: DeviceOpt = D.device,
+    reference: ReferenceOpt = D.reference,
 ) -> None:
     """Train a temporal head on a cache under an evaluation protocol; write the run directory."""
-    config = run_guarded(HeadConfig, arch=arch, window=window, window_stride=window_stride,
-                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                         seed=seed, balance=balance, windows_per_clip=windows_per_clip,
-                         protocol=protocol, folds=folds, labels=labels, val_subjects=val_subjects,
-                         patience=patience, precision=precision, device=device,
-                         reference=reference)
-    _warn_leak(protocol)
-    seqs, features = _load_inputs(cache, labels)
+    values = dict(arch=arch, window=window, window_stride=window_stride, epochs=epochs,
+                  batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, balance=balance,
+                  windows_per_clip=windows_per_clip, epoch_windows=epoch_windows, protocol=protocol,
+                  folds=folds, labels=labels, val_subjects=val_subjects, patience=patience,
+                  precision=precision, device=device, reference=reference)
+    config = _config(ctx, preset, values)
+    seed_list = _seeds(seeds)
+    _warn_leak(config.protocol)
+    from mer_cache.pipelines import SubjectLeakWarning, load_inputs, train_head, train_head_seeds
+
+    seqs, features = run_guarded(load_inputs, cache, labels=config.labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)  # shown above, and in the notes
-        res = run_guarded(train_head, seqs, config, out=out, progress=_ProgressBar(bar, epochs),
-                          fold_features=features)
-    _render(res)
+        progress = _ProgressBar(bar, config.epochs)
+        if seed_list is None:
+            res = run_guarded(train_head, seqs, config, out=out, progress=progress,
+                              fold_features=features, source=str(cache))
+        else:
+            def on_seed(s: int, i: int, total: int) -> None:
+                progress.reset()
+                err_console.print(f"[{i + 1}/{total}] seed {s}", highlight=False)
+
+            many = run_guarded(train_head_seeds, seqs, config, seed_list, out=out, progress=progress,
+                               on_seed=on_seed, fold_features=features, source=str(cache))
+    if seed_list is None:
+        _render(res)
+        return
+    _render_seeds(many)
+
+
+def _render_seeds(many) -> None:
+    s = many.summary
+    table = Table(title=f"{s['arch']} / {s['protocol']} over seeds {', '.join(map(str, s['seeds']))}")
+    for col in ("seed", "UF1", "UF1 95 % (subjects)", "UAR", "accuracy"):
+        table.add_column(col, justify="right")
+    for row in s["per_seed"]:
+        lo, hi = row["uf1_ci95"]
+        table.add_row(str(row["seed"]), f"{row['uf1']:.3f}", f"[{lo:.3f}, {hi:.3f}]",
+                      f"{row['uar']:.3f}", f"{row['accuracy']:.3f}")
+    table.add_row("[bold]mean ± sd[/]", f"[bold]{s['uf1']['mean']:.3f} ± {s['uf1']['std']:.3f}[/]", "",
+                  f"{s['uar']['mean']:.3f} ± {s['uar']['std']:.3f}",
+                  f"{s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}")
+    console.print(table)
+    if many.out is not None:
+        console.print(f"Runs and seeds.json written to {many.out}.", highlight=False)
 
 
 def _split(text: str, kind: type, option: str) -> list:
@@ -159,57 +209,80 @@ def _split(text: str, kind: type, option: str) -> list:
 
 
 def sweep_cmd(
+    ctx: typer.Context,
     cache: CacheOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option("--arch", help="Comma list of heads, e.g. lstm,bilstm.")] = "bilstm",
-    window: Annotated[str, typer.Option("--window", help="Comma list of window lengths, e.g. 11,13,15,17.")] = "13",
-    window_stride: Annotated[str, typer.Option("--window-stride", help="Comma list of strides.")] = "1",
-    lr: Annotated[str, typer.Option("--lr", help="Comma list of learning rates.")] = "0.0026",
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Comma list of batch sizes.")] = "40",
-    folds: FoldsOpt = 5,
-    protocol: ProtocolOpt = "subject-kfold",
-    labels: LabelsOpt = "smic4",
-    epochs: EpochsOpt = 20,
-    seed: SeedOpt = 0,
-    balance: BalanceOpt = "windows",
-    windows_per_clip: PerClipOpt = 1.0,
-    val_subjects: ValOpt = 0,
-    patience: PatienceOpt = 5,
-    precision: PrecisionOpt = "auto",
-    device: DeviceOpt = "cpu",
-    reference: ReferenceOpt = "auto",
+    arch: Annotated[str, typer.Option("--arch", help="Comma list of heads, e.g. lstm,bilstm.")] = D.arch,
+    window: Annotated[str, typer.Option("--window", help="Comma list of window lengths, e.g. 11,13,15,17.")] = str(D.window),
+    window_stride: Annotated[str, typer.Option("--window-stride", help="Comma list of strides.")] = str(D.window_stride),
+    lr: Annotated[str, typer.Option("--lr", help="Comma list of learning rates.")] = str(D.lr),
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Comma list of batch sizes.")] = str(D.batch_size),
+    reference: Annotated[str, typer.Option("--reference", help="Comma list of references (first, none, auto).")] = D.reference,
+    preset: PresetOpt = "default",
+    inner_folds: Annotated[int, typer.Option("--inner-folds", help="Subject folds of the selection inside each outer fold's training subjects.")] = 3,
+    folds: FoldsOpt = D.folds,
+    protocol: ProtocolOpt = D.protocol,
+    labels: LabelsOpt = D.labels,
+    epochs: EpochsOpt = D.epochs,
+    seed: SeedOpt = D.seed,
+    balance: BalanceOpt = D.balance,
+    windows_per_clip: PerClipOpt = D.windows_per_clip,
+    epoch_windows: EpochWindowsOpt = D.epoch_windows,
+    val_subjects: ValOpt = D.val_subjects,
+    patience: PatienceOpt = D.patience,
+    precision: PrecisionOpt = D.precision,
+    device: DeviceOpt = D.device,
 ) -> None:
-    """Run a grid of heads over one in-memory copy of the cache; print a ranked table."""
+    """Evaluate a grid of heads with nested selection: each outer fold chooses on its training
+    subjects only; the headline is the outer test score of what was chosen."""
     lists = {"arch": (arch, str, "--arch"), "window": (window, int, "--window"),
              "window_stride": (window_stride, int, "--window-stride"), "lr": (lr, float, "--lr"),
-             "batch_size": (batch_size, int, "--batch-size")}
+             "batch_size": (batch_size, int, "--batch-size"), "reference": (reference, str, "--reference")}
     values = {k: run_guarded(_split, text, kind, opt) for k, (text, kind, opt) in lists.items()}
     grid = {k: v for k, v in values.items() if len(v) > 1}
-    base = run_guarded(HeadConfig, **{k: v[0] for k, v in values.items()}, epochs=epochs, seed=seed,
-                       balance=balance, windows_per_clip=windows_per_clip, protocol=protocol,
-                       folds=folds, labels=labels, val_subjects=val_subjects, patience=patience,
-                       precision=precision, device=device, reference=reference)
-    _warn_leak(protocol)
-    seqs, features = _load_inputs(cache, labels)
+    base = _config(ctx, preset, {**{k: v[0] for k, v in values.items()}, "epochs": epochs, "seed": seed,
+                                 "balance": balance, "windows_per_clip": windows_per_clip,
+                                 "epoch_windows": epoch_windows, "protocol": protocol, "folds": folds,
+                                 "labels": labels, "val_subjects": val_subjects, "patience": patience,
+                                 "precision": precision, "device": device})
+    _warn_leak(base.protocol)
+    from mer_cache.pipelines import SubjectLeakWarning, load_inputs, run_sweep
+
+    seqs, features = run_guarded(load_inputs, cache, labels=base.labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)
-        progress = _ProgressBar(bar, epochs)
+        progress = _ProgressBar(bar, base.epochs)
 
         def on_run(name: str, i: int, total: int) -> None:
             progress.reset()
             err_console.print(f"[{i + 1}/{total}] {name}", highlight=False)
 
-        res = run_guarded(run_sweep, seqs, grid, base=base, out=out, progress=progress, on_run=on_run,
-                          fold_features=features)
-    table = Table(title=f"sweep ({len(res.rows)} runs, {protocol}, ranked by pooled UF1)")
-    for col in ("rank", "run", "UF1", "UAR", "accuracy", "seconds"):
-        table.add_column(col, justify="right" if col != "run" else "left")
+        res = run_guarded(run_sweep, seqs, grid, base=base, out=out, inner_folds=inner_folds,
+                          progress=progress, on_run=on_run, fold_features=features, source=str(cache))
+    _render_sweep(res, base.protocol)
+
+
+def _render_sweep(res, protocol: str) -> None:
+    grid = Table(title="Per-configuration TEST scores: for reading, not for choosing "
+                       "(picking the best row would select on the test folds)")
+    for col in ("configuration", "test UF1", "UF1 95 % (subjects)", "test UAR", "chosen by folds",
+                "seconds"):
+        grid.add_column(col, justify="right" if col != "configuration" else "left")
     for r in res.rows:
-        table.add_row(str(r["rank"]), r["name"], f"{r['uf1']:.3f}", f"{r['uar']:.3f}",
-                      f"{r['accuracy']:.3f}", f"{r['seconds']:.1f}")
-    console.print(table)
-    if res.csv_path is not None:
-        console.print(f"Wrote {res.csv_path}.", highlight=False)
+        lo, hi = r["test_uf1_ci95"]
+        grid.add_row(r["name"], f"{r['test_uf1']:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{r['test_uar']:.3f}",
+                     str(r["times_chosen"]), f"{r['seconds']:.1f}")
+    console.print(grid)
+    m = res.metrics
+    picks = ", ".join(f"fold {c['fold']}: {c['chosen']}" for c in res.choices)
+    console.print(f"Chosen on each outer fold's training subjects: {picks}", highlight=False)
+    p = m["pooled"]
+    console.print(f"[bold]Sweep score (nested selection, {protocol}): UF1 {p['uf1']:.3f} "
+                  f"{_ci(m, 'uf1')}, UAR {p['uar']:.3f} {_ci(m, 'uar')}[/] (95 % intervals over "
+                  f"subjects)", highlight=False)
+    if res.out is not None:
+        console.print(f"Wrote {res.out / 'metrics.json'}, {res.out / 'grid.csv'}, "
+                      f"{res.out / 'selection.json'}.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

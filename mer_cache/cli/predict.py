@@ -10,10 +10,9 @@ import typer
 from rich.table import Table
 
 from mer_cache.cli.common import WeightsOpt, console, err_console, run_guarded
-from mer_cache.predict import Prediction, predict_clips
 
 
-def _render(preds: list[Prediction], run: Path) -> None:
+def _render(preds: list, run: Path) -> None:
     classes = list(preds[0].probabilities)
     table = Table(title=f"Predictions of {run} (mean of {len(preds[0].folds)} fold heads)")
     table.add_column("clip folder")
@@ -37,7 +36,7 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON instead of a table.")] = False,
 ) -> None:
     """Embed clip folders with the run's trunk and print the fold heads' mean probabilities."""
-    from mer_cache.extract.extractor import resolve_device
+    from mer_cache.pipelines import predict_clips, resolve_device
 
     device, note = run_guarded(resolve_device, gpu)
     if note:

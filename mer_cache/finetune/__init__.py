@@ -1,20 +1,22 @@
-"""Exp-I: a trunk partly retrained per fold, fold-aware caches, and the leakage guard.
+"""Exp-I mechanism: a trunk partly retrained on one fold's training subjects.
 
-:func:`finetune` trains one trunk per fold on that fold's training subjects;
-:func:`extract_finetuned` writes one cache per fold with the fold's trunk; the guard
-(:func:`open_fold_caches`, :func:`check_fold_features`) refuses head training that would test
-a fold on subjects its features' trunk has seen.
+:func:`train_fold` trains one fold's trunk; :mod:`mer_cache.finetune.saved` writes and reads
+its checkpoint. The whole run (folds, l_s choice, run folder, per-fold caches, the leakage
+guard) is the job API: :func:`mer_cache.pipelines.finetune_run`,
+:func:`mer_cache.pipelines.extract_finetuned`. Names are imported on first use (PEP 562), so
+``mer_cache.finetune.config`` stays free of torch.
 """
 
-from mer_cache.finetune.config import FinetuneConfig
-from mer_cache.finetune.fold_caches import FoldCachesResult, extract_finetuned
-from mer_cache.finetune.guard import (
-    FoldCaches, FoldFeatures, check_fold_features, check_head_folds, check_not_fold_cache,
-    is_fold_cache_dir, load_fold_features, open_fold_caches,
-)
-from mer_cache.finetune.train import FinetuneEvent, FinetuneResult, finetune
+from __future__ import annotations
 
-__all__ = ["FinetuneConfig", "FinetuneEvent", "FinetuneResult", "FoldCaches", "FoldCachesResult",
-           "FoldFeatures", "check_fold_features", "check_head_folds", "check_not_fold_cache",
-           "extract_finetuned", "finetune", "is_fold_cache_dir", "load_fold_features",
-           "open_fold_caches"]
+import importlib
+
+_EXPORTS = {"FinetuneConfig": "config", "load_fold_model": "saved", "train_fold": "train"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mer_cache.finetune' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mer_cache.finetune.{_EXPORTS[name]}"), name)

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torch import nn
+
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.gradcam.cam import ClassLogitTarget, EmbeddingNormTarget, GradCAM
@@ -20,6 +22,16 @@ from mer_cache.gradcam.suggest import clip_views, compute_cams, pick_clips, rank
 from mer_cache.trunks.base import Trunk
 
 ROWS_PER_PNG = 8
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    """A fine-tuned trunk to explain beside the base one: trunk, classifier (or None), meta."""
+
+    trunk: Trunk
+    head: nn.Module | None
+    meta: dict
+    checkpoint: Path
 
 
 @dataclass
@@ -45,7 +57,7 @@ def _captions(ranking: list[dict], suffix: str) -> dict[str, list[str]]:
 
 def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
                 layers: list[str] | None = None, n_clips: int = 4,
-                regions: RegionSource | None = None, checkpoint: Path | str | None = None,
+                regions: RegionSource | None = None, tuned: FineTuned | None = None,
                 seed: int = 0) -> GradcamReport:
     """Grad-CAM of ``layers`` on apex frames of ``n_clips`` clips; PNG grids and ``focus.json``.
 
@@ -60,8 +72,9 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
         Candidate layers (default: every spatial layer of the trunk).
     regions : RegionSource, optional
         Moving regions (default: onset-to-apex frame differences).
-    checkpoint : Path, optional
-        A ``fold{k}.pt`` of ``mer-cache finetune``: its maps are drawn next to the base
+    tuned : FineTuned, optional
+        A fine-tuned trunk (``fold{k}.pt`` of ``mer-cache finetune``, loaded by the job API
+        :func:`mer_cache.pipelines.run_gradcam`): its maps are drawn next to the base
         trunk's ("after").
 
     Raises
@@ -69,7 +82,7 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
     TrunkError
         For a layer the trunk does not have (the valid names are listed).
     ConfigError
-        When the checkpoint belongs to another trunk.
+        When the fine-tuned trunk is another architecture.
     DatasetError
         When no clip has a usable moving region.
     """
@@ -77,15 +90,13 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
     layers = list(layers or trunk.cam_modules())
     GradCAM(trunk, layers)  # validates the names before any work
     after = None
-    if checkpoint is not None:
-        from mer_cache.finetune.saved import load_fold_model
-
-        tuned, head, meta = load_fold_model(checkpoint, layer=trunk.layer,
-                                            resize_mode=trunk.preprocessing.resize_mode)
-        if tuned.name != trunk.name:
-            raise ConfigError(f"{checkpoint} fine-tunes '{tuned.name}', not '{trunk.name}'. Pass "
-                              f"--trunk {tuned.name} with the base weights of that run.")
-        after = (tuned, ClassLogitTarget(head) if head is not None else EmbeddingNormTarget(), meta)
+    if tuned is not None:
+        if tuned.trunk.name != trunk.name:
+            raise ConfigError(f"{tuned.checkpoint} fine-tunes '{tuned.trunk.name}', not "
+                              f"'{trunk.name}'. Pass --trunk {tuned.trunk.name} with the base "
+                              f"weights of that run.")
+        after = (tuned.trunk, ClassLogitTarget(tuned.head) if tuned.head is not None
+                 else EmbeddingNormTarget(), tuned.meta)
     views = clip_views(pick_clips(clips, regions, n_clips=n_clips, seed=seed), regions, trunk)
     if not views:
         raise DatasetError(f"No clip has a moving region to draw (regions: {regions.kind} "
@@ -97,13 +108,13 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
                            targets={"before": "embedding norm"})
     cams_after, captions_after = None, {}
     if after is not None:
-        tuned, target, meta = after
-        cams_after = compute_cams(views, trunk=tuned, layers=layers, target=target)
+        ft_trunk, target, meta = after
+        cams_after = compute_cams(views, trunk=ft_trunk, layers=layers, target=target)
         report.ranking_after = rank_layers(views, cams_after)
         captions_after = _captions(report.ranking_after, "'")
         report.targets["after"] = ("predicted-class logit of the fine-tuned classifier"
                                    if isinstance(target, ClassLogitTarget) else "embedding norm")
-        report.targets["checkpoint"] = str(checkpoint)
+        report.targets["checkpoint"] = str(tuned.checkpoint)
         report.targets["fold"] = meta.get("fold")
     captions = _captions(ranking, "")
     columns = ["apex frame", *layers, *([f"{n} (fine-tuned)" for n in layers] if cams_after else [])]

@@ -1,19 +1,28 @@
-"""Temporal heads on cached embeddings, trained and scored under honest protocols.
+"""Temporal heads on cached embeddings: the mechanism (data, windows, models, one fold's training).
 
-Flow: :func:`load_sequences` (cache -> labelled sequences in memory) -> :func:`train_head`
-(windows, folds, per-fold training, pooled metrics, run directory) or :func:`run_sweep`
-(a grid of runs over the same sequences). :func:`load_head` and :func:`predict_sequences`
+Flow: :func:`load_sequences` (cache -> labelled sequences in memory) -> windows -> a head
+trained on one fold (:func:`mer_cache.heads.training.train_fold`). Whole runs (folds, guards,
+run folders, sweeps) are the job API: :func:`mer_cache.pipelines.head_training`,
+:func:`mer_cache.pipelines.run_sweep`. :func:`load_head` and :func:`predict_sequences`
 rebuild a fold's head from its checkpoint and predict new clips.
+
+Names are imported on first use (PEP 562): ``mer_cache.heads.config`` stays free of torch.
 """
 
-from mer_cache.heads.data import Sequences, load_sequences, sequences_from_arrays, sequences_from_cache
-from mer_cache.heads.folds import PROTOCOLS, SubjectLeakWarning, make_folds
-from mer_cache.heads.models import HEADS, create_head, load_head
-from mer_cache.heads.sweep import SweepResult, run_sweep
-from mer_cache.heads.training import HeadConfig, ProgressEvent, RunResult, predict_sequences, train_head
+from __future__ import annotations
 
-__all__ = [
-    "HEADS", "PROTOCOLS", "HeadConfig", "ProgressEvent", "RunResult", "Sequences", "SubjectLeakWarning",
-    "SweepResult", "create_head", "load_head", "load_sequences", "make_folds", "predict_sequences",
-    "run_sweep", "sequences_from_arrays", "sequences_from_cache", "train_head",
-]
+import importlib
+
+_EXPORTS = {
+    "Sequences": "data", "load_sequences": "data", "sequences_from_arrays": "data",
+    "sequences_from_cache": "data", "HEADS": "models", "create_head": "models",
+    "load_head": "models", "HeadConfig": "config", "predict_sequences": "training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mer_cache.heads' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mer_cache.heads.{_EXPORTS[name]}"), name)

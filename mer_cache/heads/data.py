@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_cache.catalogue.labels import get_scheme
 from mer_cache.errors import ConfigError, LabelError
+from mer_cache.protocol.labels import label_clips
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,38 +100,15 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
         If the scheme is unknown or fits none of the raw labels.
     """
     raw = [str(x) for x in labels]
-    sch = get_scheme(scheme, raw)
-    mapped = [sch.map(d, r) for d, r in zip(datasets, raw)]
-    keep = [i for i, m in enumerate(mapped) if m is not None]
-    if not keep:
-        seen = ", ".join(sorted(set(raw))[:20])
-        raise LabelError(
-            f"The label scheme '{scheme}' ({', '.join(sch.classes)}) fits none of the "
-            f"{len(raw)} clips' labels ({seen}). Pick a scheme made for this data with --labels "
-            f"(e.g. smic4 for SMIC, megc3 for the composite, emotion for the raw labels)."
-        )
-    notes = []
-    if len(keep) < len(raw):
-        dropped = sorted({raw[i] for i, m in enumerate(mapped) if m is None})
-        notes.append(f"label scheme '{scheme}' left out {len(raw) - len(keep)} of {len(raw)} "
-                     f"clips (labels: {', '.join(dropped)})")
-    present = [c for c in sch.classes if c in {mapped[i] for i in keep}]
-    if len(present) < len(sch.classes):
-        missing = [c for c in sch.classes if c not in present]
-        notes.append(f"no clip has class {', '.join(missing)}; trained on {len(present)} classes")
-    if len(present) < 2:
-        seen = ", ".join(sorted(set(raw))[:20])
-        raise LabelError(f"The label scheme '{scheme}' fits only class '{present[0]}' of this data's "
-                         f"labels ({seen}); classification needs at least two classes. Pick a "
-                         f"scheme made for this data with --labels.")
+    lab = label_clips(datasets, raw, scheme=scheme)
+    keep = lab.keep.tolist()
     return Sequences(
         embeddings=[np.ascontiguousarray(embeddings[i], dtype=np.float32) for i in keep],
         clip_ids=tuple(str(clip_ids[i]) for i in keep),
         subjects=tuple(str(subjects[i]) for i in keep),
         datasets=tuple(str(datasets[i]) for i in keep),
-        labels=tuple(raw[i] for i in keep),
-        y=np.array([present.index(mapped[i]) for i in keep], dtype=np.int64),
-        classes=tuple(present), scheme=scheme, fingerprint=fingerprint, notes=tuple(notes),
+        labels=tuple(raw[i] for i in keep), y=lab.y, classes=lab.classes, scheme=scheme,
+        fingerprint=fingerprint, notes=lab.notes,
     )
 
 

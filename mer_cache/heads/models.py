@@ -26,9 +26,8 @@ from torch import nn
 
 from mer_cache.errors import ConfigError
 
-PROJECTION_DIMS = (1024, 768, 512)  # reference code: fc 1024 -> 768 -> 512
-HIDDEN = 512  # LSTM hidden size in Exp-II and Exp-III
-FC = 256  # fc before the classifier in the reference code
+from mer_cache.heads.config import FC, HIDDEN, PROJECTION_DIMS
+from mer_cache.heads.config import HEADS as HEAD_NAMES
 
 
 def _projection(in_dim: int, dims: tuple[int, ...]) -> nn.Sequential:
@@ -131,6 +130,8 @@ class FrameHead(MeanHead):
 HEADS: dict[str, Callable[..., TemporalHead]] = {
     "lstm": LSTMHead, "bilstm": BiLSTMHead, "gru": GRUHead, "mean": MeanHead, "frame": FrameHead,
 }
+if tuple(HEADS) != HEAD_NAMES:  # the config validates names without importing torch
+    raise RuntimeError(f"heads.config.HEADS {HEAD_NAMES} must list the registry {tuple(HEADS)}")
 
 
 def create_head(arch: str, *, in_dim: int, n_classes: int, proj_dims: tuple[int, ...] = PROJECTION_DIMS,

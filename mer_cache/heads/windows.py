@@ -120,15 +120,21 @@ class EpochSampler:
     labels : ndarray of int, shape (W,)
         Class of every window in the training pool.
     n_classes : int
-    per_epoch : int
+    per_epoch : int or None
         Windows drawn per epoch (rounded up to a multiple of the class count when balanced).
+        None walks the whole pool every epoch; balanced, every class's pool is oversampled to
+        the largest class's size (Aug.-II), so each window is seen at least once.
     balance : {'windows', 'loss', 'none'}
         'windows' draws the same count from every class; otherwise the pool is walked as is.
     seed : int
     """
 
-    def __init__(self, labels: np.ndarray, n_classes: int, *, per_epoch: int,
+    def __init__(self, labels: np.ndarray, n_classes: int, *, per_epoch: int | None,
                  balance: Balance, seed: int) -> None:
+        if per_epoch is None:  # the whole pool; balanced: every class at the largest's count
+            counts = np.bincount(labels, minlength=n_classes)
+            per_epoch = int(counts.max() * np.count_nonzero(counts)) if balance == "windows" \
+                else len(labels)
         if per_epoch < 1:
             raise ConfigError(f"Windows per epoch must be at least 1, got {per_epoch}.")
         self._rng = np.random.default_rng(seed)

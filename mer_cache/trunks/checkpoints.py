@@ -126,3 +126,25 @@ def load_checkpoint_into(net: nn.Module, path: Path | str, *,
         )
     load_checked_state_dict(net, ckpt.state_dict, source=path)
     return ckpt.sha256
+
+
+# What a checkpoint's metadata says about the data its weights were trained on (written by
+# `mer-cache finetune`); a cache embedded with it records this as fingerprint["finetune"].
+TRAINING_RECORD_KEYS = ("fold", "n_folds", "protocol", "folds", "seed", "labels", "trunk",
+                        "from_layer", "base_weights_sha256", "train_subjects", "val_subjects",
+                        "test_subjects", "assignment", "assignment_sha256", "catalogue_sha256")
+
+
+def training_record(path: Path | str) -> dict | None:
+    """The subjects (and folds) a checkpoint's weights were trained on, or None for a
+    checkpoint that records none.
+
+    Whatever route a fine-tuned checkpoint takes into extraction (``--finetuned-run``,
+    ``--weights fold3.pt``, a notebook), the cache records this, so the leakage guard of head
+    training can refuse a fold whose test subjects the trunk saw.
+    """
+    ckpt = read_checkpoint(path)
+    if "train_subjects" not in ckpt.meta:
+        return None
+    return {"checkpoint": Path(path).name, "checkpoint_sha256": ckpt.sha256,
+            **{k: ckpt.meta.get(k) for k in TRAINING_RECORD_KEYS}}

@@ -7,24 +7,15 @@ torchvision classification model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from torch import nn
 
 from mer_cache.errors import TrunkError
 from mer_cache.trunks.base import Trunk
+from mer_cache.trunks.built import BuiltNet
 from mer_cache.trunks.spec import Preprocessing, ResizeMode, TrunkSpec
-
-
-@dataclass(frozen=True)
-class BuiltNet:
-    net: nn.Module
-    preprocessing: Preprocessing
-    weights_sha256: str | None
-    weights_format: str
-    weights_path: Path | None = None
 
 
 # builder(weights) where weights is a Path, "random", or None (= the spec's default file)

@@ -21,7 +21,7 @@ import torchvision
 from torch import nn
 
 from mer_cache.errors import TrunkError, WeightsError
-from mer_cache.trunks.registry import BuiltNet
+from mer_cache.trunks.built import BuiltNet
 from mer_cache.trunks.spec import Preprocessing, TrunkSpec
 from mer_cache.trunks.weights.checks import load_checked_state_dict
 from mer_cache.trunks.weights.formats import read_torch_file

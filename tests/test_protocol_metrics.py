@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from mer_cache.heads.metrics import summarize
+from mer_cache.protocol.metrics import summarize
 
 
 def test_pooled_scores_differ_from_the_mean_of_fold_scores():

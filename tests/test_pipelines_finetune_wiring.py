@@ -6,6 +6,8 @@ Mirrors the wiring in ``cli/extract.py`` (``--finetuned-run``), ``extract/job.py
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 
 import pytest
@@ -14,11 +16,12 @@ from typer.testing import CliRunner
 
 from conftest import make_clips
 from mer_cache.cli import app
-from mer_cache.errors import ConfigError
-from mer_cache.finetune import load_fold_features
-from mer_cache.finetune.assignment import fold_assignment
-from mer_cache.heads.folds import make_folds
-from mer_cache.heads.training import HeadConfig, train_head
+from mer_cache.errors import ProtocolError, ConfigError
+from mer_cache.pipelines import load_fold_features
+from mer_cache.protocol.leakage import fold_assignment
+from mer_cache.protocol.folds import make_folds
+from mer_cache.heads.config import HeadConfig
+from mer_cache.pipelines import train_head
 
 runner = CliRunner()
 FOLDS, SEED = 2, 0
@@ -89,10 +92,12 @@ def test_fold_k_trains_and_tests_on_fold_k_features(exp1):
     features = load_fold_features(root / "caches", labels="smic4")
     config = HeadConfig(arch="mean", window=3, epochs=1, batch_size=16, folds=FOLDS, seed=SEED)
     both = train_head(features.sequences[0], config, fold_features=features)
-    for k in range(FOLDS):  # the same run on fold k's cache alone gives fold k's logits
-        alone = train_head(features.sequences[k], config)
-        assert both.folds[k]["logits"] == alone.folds[k]["logits"]
-    assert both.folds[1]["logits"] != train_head(features.sequences[0], config).folds[1]["logits"]
+    # the same run on fold k's cache alone (its fine-tuning record stripped, which only a test
+    # does: the guard refuses such a cache otherwise) gives fold k's logits
+    alone = [train_head(replace(features.sequences[k], fingerprint=None), config) for k in range(FOLDS)]
+    for k in range(FOLDS):
+        assert both.folds[k]["logits"] == alone[k].folds[k]["logits"]
+    assert both.folds[1]["logits"] != alone[0].folds[1]["logits"]
 
 
 def test_a_run_on_fold_features_is_not_resumed_without_them(exp1):
@@ -102,8 +107,10 @@ def test_a_run_on_fold_features_is_not_resumed_without_them(exp1):
     config = HeadConfig(arch="mean", window=3, epochs=1, batch_size=16, folds=FOLDS, seed=SEED)
     out = root / "resume"
     train_head(seqs, config, out=out, fold_features=features)
-    with pytest.raises(ConfigError, match="fold_features"):
-        train_head(seqs, config, out=out)  # fold 0's features for every fold: another run
+    with pytest.raises(ProtocolError, match="trained on subject"):
+        train_head(seqs, config, out=out)  # fold 0's features for every fold: refused outright
+    with pytest.raises(ConfigError, match="fold_features"):  # and a run of other features
+        train_head(replace(seqs, fingerprint=None), config, out=out)
 
 
 def test_train_head_refuses_another_fold_count(exp1):

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedGroupKFold
 
 from mer_cache.errors import ProtocolError
+from mer_cache.protocol.names import PROTOCOLS, Protocol
 
-Protocol = Literal["subject-kfold", "loso", "clip-kfold"]
-PROTOCOLS: tuple[str, ...] = ("subject-kfold", "loso", "clip-kfold")
 
 
 class SubjectLeakWarning(UserWarning):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mer_cache.catalogue.clip import list_frames
+from mer_cache.extract.extractor import resolve_device  # noqa: F401  (the CLI's device choice)
 from mer_cache.errors import ConfigError, DatasetError, WeightsError
 from mer_cache.frames import load_frame
 from mer_cache.heads.models import TemporalHead, load_head

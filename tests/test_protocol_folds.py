@@ -5,7 +5,7 @@ import pytest
 
 from heads_synth import make_sequences
 from mer_cache.errors import ProtocolError
-from mer_cache.heads.folds import SubjectLeakWarning, make_folds
+from mer_cache.protocol.folds import SubjectLeakWarning, make_folds
 
 CLASSES = ("negative", "positive", "surprise", "non_micro")
 

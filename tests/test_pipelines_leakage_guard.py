@@ -9,13 +9,17 @@ import torch
 from conftest import make_clips
 from mer_cache.cache import open_cache
 from mer_cache.errors import CacheError, ProtocolError
-from mer_cache.extract import ExtractOptions
-from mer_cache.finetune import (
-    FinetuneConfig, check_fold_features, extract_finetuned, finetune, is_fold_cache_dir,
-    load_fold_features, open_fold_caches,
+from mer_cache.extract import ExtractOptions, extract_clips
+from mer_cache.finetune import FinetuneConfig
+from mer_cache.heads.config import HeadConfig
+from mer_cache.heads.data import load_sequences
+from mer_cache.pipelines import (
+    extract_finetuned, finetune, is_fold_cache_dir, load_fold_features, open_fold_caches,
+    run_sweep, train_head,
 )
-from mer_cache.finetune.assignment import assignment_sha256, fold_assignment
-from mer_cache.heads.folds import make_folds
+from mer_cache.protocol.folds import make_folds
+from mer_cache.protocol.leakage import assignment_sha256, check_same_folds, fold_assignment
+from mer_cache.trunks import create_trunk
 from mer_cache.trunks.weights.hashing import sha256_file
 
 CONFIG = FinetuneConfig(trunk="tiny-cnn", weights="random", from_layer="layer4", folds=2,
@@ -83,14 +87,14 @@ def test_refuses_a_fold_assignment_that_differs(fold_caches):
     # the head tests fold 0 on the run's fold-0 subjects, but places an extra subject elsewhere
     head = {**meta["assignment"], "folder/s9": 1}
     with pytest.raises(ProtocolError, match="assignment differs") as err:
-        check_fold_features(meta, fold_index=0, test_subjects=meta["test_subjects"],
+        check_same_folds(meta, fold_index=0, test_subjects=meta["test_subjects"],
                             assignment_hash=assignment_sha256(head), head_assignment=head)
     assert "folder/s9" in str(err.value)
     # without the full map, the differing subjects of this fold are named
     with pytest.raises(ProtocolError, match="folder/s9"):
-        check_fold_features(meta, fold_index=0, test_subjects=[*meta["test_subjects"], "folder/s9"],
+        check_same_folds(meta, fold_index=0, test_subjects=[*meta["test_subjects"], "folder/s9"],
                             assignment_hash=assignment_sha256(head))
-    check_fold_features(meta, fold_index=0, test_subjects=meta["test_subjects"],
+    check_same_folds(meta, fold_index=0, test_subjects=meta["test_subjects"],
                         assignment_hash=meta["assignment_sha256"])  # the run's own: accepted
 
 
@@ -115,12 +119,62 @@ def test_rerun_resumes_and_other_run_is_refused(fold_caches, tmp_path):
         extract_finetuned(other.out, clips=clips, out_dir=path, options=OPTIONS)
 
 
-def test_refuses_one_fold_cache_used_for_every_fold(fold_caches):
-    from mer_cache.finetune import check_not_fold_cache
+HEAD = HeadConfig(arch="mean", folds=2, epochs=1, window=3, batch_size=8, seed=CONFIG.seed)
 
+
+def _assert_names_seen_subjects(err, record):
+    text = str(err.value)
+    assert "trained on subject" in text
+    assert any(s in text for s in record["train_subjects"])
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_library_route_one_fold_cache_for_every_fold_is_refused(fold_caches, k, tmp_path):
+    """README's notebook route: load_sequences(fold_k.zarr) then train_head / run_sweep."""
     _, path, _ = fold_caches
-    fp = open_cache(path / "fold1.zarr").fingerprint
-    with pytest.raises(ProtocolError, match="fine-tuned fold 1") as err:
-        check_not_fold_cache(fp, path=path / "fold1.zarr")
-    assert all(s in str(err.value) for s in fp["finetune"]["train_subjects"])
-    check_not_fold_cache({"finetune": None}, path="plain.zarr")  # a plain cache passes
+    seqs = load_sequences(path / f"fold{k}.zarr", labels="smic4")
+    record = seqs.fingerprint["finetune"]
+    with pytest.raises(ProtocolError) as err:
+        train_head(seqs, HEAD, out=tmp_path / "run")
+    _assert_names_seen_subjects(err, record)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    with pytest.raises(ProtocolError) as err:
+        run_sweep(seqs, {"arch": ["mean", "frame"]}, base=HEAD, inner_folds=2)
+    _assert_names_seen_subjects(err, record)
+
+
+def test_weights_route_a_fold_checkpoint_as_plain_weights_is_recorded_and_refused(fold_caches, tmp_path):
+    """`extract --weights runs/ft/fold0.pt`: the cache still says which subjects the trunk saw."""
+    run, _, clips = fold_caches
+    trunk = create_trunk("tiny-cnn", weights=run.out / "fold0.pt")
+    extract_clips(clips, trunk, tmp_path / "c.zarr", options=OPTIONS)
+    seqs = load_sequences(tmp_path / "c.zarr", labels="smic4")
+    record = seqs.fingerprint["finetune"]
+    assert record["fold"] == 0 and record["train_subjects"] == run.folds[0]["train_subjects"]
+    assert record["checkpoint_sha256"] == sha256_file(run.out / "fold0.pt")
+    with pytest.raises(ProtocolError) as err:
+        train_head(seqs, HEAD)
+    _assert_names_seen_subjects(err, record)
+
+
+def test_plain_weights_pass_the_guard(fold_caches, tmp_path):
+    _, _, clips = fold_caches
+    extract_clips(clips, create_trunk("tiny-cnn", weights="random"), tmp_path / "c.zarr", options=OPTIONS)
+    seqs = load_sequences(tmp_path / "c.zarr", labels="smic4")
+    assert seqs.fingerprint["finetune"] is None
+    assert train_head(seqs, HEAD).metrics["pooled"]["n"] == len(seqs)
+
+
+def test_a_trunk_that_saw_no_test_subject_is_accepted(fold_caches, tmp_path):
+    """The guard refuses leaks, not fine-tuned features: a fold whose trunk never saw its test
+    subjects trains (here a head whose every fold tests only subjects outside the trunk's set)."""
+    run, path, _ = fold_caches
+    seqs = load_sequences(path / "fold0.zarr", labels="smic4")
+    seen = set(run.folds[0]["train_subjects"]) | set(run.folds[0]["val_subjects"])
+    unseen = np.array([g not in seen for g in seqs.groups])
+    from mer_cache.pipelines.sweep import _inner_sequences
+
+    sub = _inner_sequences(seqs, np.flatnonzero(unseen), seqs.embeddings, seqs.fingerprint)
+    if len(set(sub.groups)) >= 2 and len(set(sub.y.tolist())) == len(sub.classes):
+        res = train_head(sub, HEAD)
+        assert res.metrics["pooled"]["n"] == len(sub)

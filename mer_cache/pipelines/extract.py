@@ -10,17 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.extractor import (
     ExtractOptions, ExtractResult, Progress, extract_clips, resolve_device,
 )
+from mer_cache.pipelines.fold_caches import FoldCachesResult, extract_finetuned
+from mer_cache.pipelines.fold_caches import Progress as FoldProgress
 from mer_cache.trunks import create_trunk
-
-if TYPE_CHECKING:
-    from mer_cache.finetune.fold_caches import FoldCachesResult
-    from mer_cache.finetune.fold_caches import Progress as FoldProgress
 
 
 @dataclass(frozen=True)
@@ -100,8 +97,6 @@ def run_extract_finetuned_job(run_dir: Path | str, *, dataset: str, root: Path |
         If ``out`` holds the fold caches of another run.
     """
     from mer_cache.catalogue import load_catalogue
-    # lazy: mer_cache.finetune.fold_caches imports this package
-    from mer_cache.finetune.fold_caches import extract_finetuned
 
     clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
     device = _device(gpu, notes)

@@ -5,7 +5,7 @@ from the trunk that never saw fold k's test subjects. So ``extract --finetuned-r
 ``out_dir/fold{k}.zarr`` with ``fold{k}.pt`` for every fold, records in each cache's
 fingerprint (``finetune``) the checkpoint's hash, its training/validation/test subjects and
 the run's fold assignment, and writes ``out_dir/folds.json`` listing the folds. The guard
-(:mod:`mer_cache.finetune.guard`) reads them back before a head trains.
+(:mod:`mer_cache.pipelines.fold_features`, :mod:`mer_cache.protocol.leakage`) reads them back before a head trains.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mer_cache.extract import ExtractOptions, ExtractResult, extract_clips
 from mer_cache.extract import distributed as dist
 from mer_cache.finetune.saved import checkpoint_path, fold_checkpoint_meta, write_json
 from mer_cache.trunks import create_trunk
-from mer_cache.trunks.weights.hashing import sha256_file
+from mer_cache.trunks.checkpoints import training_record
 
 FOLDS_FILE = "folds.json"
 FOLD_CACHES_KIND = "mer-cache-fold-caches"
@@ -67,15 +67,6 @@ def _run_folds(run_dir: Path) -> tuple[dict, list[tuple[Path, dict]]]:
     return run, metas
 
 
-def fold_finetune_record(checkpoint: Path, meta: dict) -> dict:
-    """What a fold cache's fingerprint records about its trunk (``fingerprint["finetune"]``)."""
-    keys = ("fold", "n_folds", "protocol", "folds", "seed", "labels", "trunk", "from_layer",
-            "base_weights_sha256", "train_subjects", "val_subjects", "test_subjects",
-            "assignment", "assignment_sha256", "catalogue_sha256")
-    return {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
-            **{k: meta[k] for k in keys}}
-
-
 def _check_same_run(out_dir: Path, entries: list[dict]) -> None:
     index = out_dir / FOLDS_FILE
     if not index.is_file():
@@ -119,7 +110,7 @@ def extract_finetuned(run_dir: Path | str, *, clips: list[Clip], out_dir: Path |
     entries = []
     for checkpoint, meta in metas:
         entries.append({"fold": meta["fold"], "cache": f"fold{meta['fold']}.zarr",
-                        "finetune": fold_finetune_record(checkpoint, meta)})
+                        "finetune": training_record(checkpoint)})
     _check_same_run(out_dir, entries)
     out_dir.mkdir(parents=True, exist_ok=True)
     first = metas[0][1]

@@ -14,7 +14,7 @@ from mer_cache.cli import app
 from mer_cache.errors import ConfigError, DatasetError, WeightsError
 from mer_cache.heads.models import load_head
 from mer_cache.heads.training import predict_sequences
-from mer_cache.predict import predict_clips
+from mer_cache.pipelines.predict import predict_clips
 
 runner = CliRunner()
 

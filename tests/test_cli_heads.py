@@ -1,12 +1,13 @@
 """``mer-cache train-head`` and ``mer-cache sweep``: outputs, and every bad input as a message."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import mer_cache.cli.heads as cli_heads
+import mer_cache.pipelines.inputs as pipeline_inputs
 from heads_synth import make_arrays, write_cache
 from mer_cache.cli.app import app
 from mer_cache.heads.data import sequences_from_arrays
@@ -78,23 +79,30 @@ def test_class_absent_from_a_training_fold_is_a_protocol_problem(tmp_path, monke
     arrays["labels"] = [lab if lab != "surprise" or s == "s03" else "negative"
                         for lab, s in zip(arrays["labels"], arrays["subjects"])]
     seqs = sequences_from_arrays(**arrays, scheme="smic4")
-    monkeypatch.setattr(cli_heads, "load_sequences", lambda path, labels: seqs)
+    monkeypatch.setattr(pipeline_inputs, "load_sequences", lambda path, labels: seqs)
     res = _run("train-head", "--cache", tmp_path, "--protocol", "loso", "--out", tmp_path / "r")
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "class 'surprise' is absent" in text and "smic/s03" in text
 
 
-def test_sweep_ranks_the_grid_and_writes_sweep_csv(cache, tmp_path):
+def test_sweep_reports_nested_selection_and_labels_the_grid_not_for_choosing(cache, tmp_path):
     res = _run("sweep", "--cache", cache, "--arch", "mean,frame", "--window", "7,9", "--folds", "2",
-               "--epochs", "1", "--out", tmp_path)
+               "--inner-folds", "2", "--epochs", "1", "--out", tmp_path)
     assert res.exit_code == 0, res.output
-    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
-    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
-    assert {r["name"] for r in rows} == {f"arch={a}_window={w}" for a in ("mean", "frame") for w in (7, 9)}
-    uf1 = [float(r["uf1"]) for r in rows]
-    assert uf1 == sorted(uf1, reverse=True)
+    text = " ".join(res.output.split())
+    assert "not for choosing" in text and "nested selection" in text
+    lines = (tmp_path / "grid.csv").read_text().splitlines()
+    assert lines[0].startswith("# ") and "for reading only" in lines[0]
+    rows = list(csv.DictReader(lines[1:]))
+    assert "rank" not in rows[0] and "test_uf1" in rows[0]
+    assert [r["name"] for r in rows] == [f"arch={a}_window={w}" for a in ("mean", "frame") for w in (7, 9)]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["selection"].startswith("nested")
+    assert len(metrics["choices"]) == 2 and metrics["pooled"]["n"] == 6 * 4
+    assert {c["chosen"] for c in metrics["choices"]} <= {r["name"] for r in rows}
     assert (tmp_path / "arch=frame_window=7" / "metrics.json").is_file()
+    assert (tmp_path / "selection" / "fold0" / "arch=mean_window=7" / "metrics.json").is_file()
     bad = _run("sweep", "--cache", cache, "--window", "7,x", "--out", tmp_path / "b")
     assert bad.exit_code == 2 and "comma-separated list of int" in bad.output
     too_long = _run("sweep", "--cache", cache, "--window", "7,99", "--out", tmp_path / "c")

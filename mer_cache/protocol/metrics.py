@@ -9,10 +9,10 @@ Fig. 3 shows per-fold matrices).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+from mer_cache.protocol.intervals import subject_bootstrap
 
 
 def _r(x: float) -> float:
@@ -20,24 +20,26 @@ def _r(x: float) -> float:
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int) -> dict:
-    """Accuracy, UF1 and UAR of one set of predictions.
+    """Accuracy, UF1 and UAR of one set of predictions, by the MEGC formula.
 
-    UF1 is macro F1 over the classes present in ``y_true`` (a class with no true clip has no
-    defined recall); UAR is scikit-learn's balanced accuracy, likewise over true classes.
+    Both average over the FULL class list ``0..n_classes-1``, whatever subset of clips is
+    scored (a fold, a dataset, the validation subjects): UF1 is the mean of the per-class
+    F1 = 2TP / (2TP + FP + FN), UAR the mean of the per-class recall TP / N_c, with 0 for a
+    class whose score is undefined. Dropping classes absent from ``y_true`` (scikit-learn's
+    default) would ignore false positives to them and overstate a subset's score.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    present = sorted(set(y_true.tolist()))
-    with warnings.catch_warnings():  # predictions of a class absent from y_true are expected
-        warnings.simplefilter("ignore")
-        uf1 = f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
-        uar = balanced_accuracy_score(y_true, y_pred)
+    labels = list(range(n_classes))
+    uf1 = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    uar = recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     return {"n": int(len(y_true)), "accuracy": _r(accuracy_score(y_true, y_pred)),
             "uf1": _r(uf1), "uar": _r(uar)}
 
 
 def summarize(y_true: np.ndarray, y_pred: np.ndarray, fold: np.ndarray, datasets: np.ndarray, *,
-              classes: tuple[str, ...]) -> dict:
-    """Pooled scores, per-fold table, its mean, per-dataset scores and confusion matrices.
+              classes: tuple[str, ...], subjects: np.ndarray | None = None, seed: int = 0) -> dict:
+    """Pooled scores with 95 % intervals, per-fold table, its mean, per-dataset scores and
+    confusion matrices.
 
     Parameters
     ----------
@@ -45,8 +47,14 @@ def summarize(y_true: np.ndarray, y_pred: np.ndarray, fold: np.ndarray, datasets
         One row per test clip over all folds.
     datasets : ndarray of str, shape (n,)
     classes : tuple of str
+    subjects : ndarray of str, shape (n,), optional
+        Subject key of each clip: the pooled UF1 and UAR get a 95 % interval from a bootstrap
+        over subjects (clips of one subject are not independent). Without it, over clips.
+    seed : int
+        Seed of the bootstrap, so equal runs write equal bytes.
     """
     y_true, y_pred, fold, datasets = map(np.asarray, (y_true, y_pred, fold, datasets))
+    groups = np.arange(len(y_true)) if subjects is None else np.asarray(subjects)
     c = len(classes)
     labels = list(range(c))
     per_fold = []
@@ -59,6 +67,7 @@ def summarize(y_true: np.ndarray, y_pred: np.ndarray, fold: np.ndarray, datasets
     out = {
         "classes": list(classes),
         "pooled": scores(y_true, y_pred, n_classes=c),
+        "pooled_ci95": subject_bootstrap(y_true, y_pred, groups, n_classes=c, seed=seed),
         "mean_of_folds": {**mean, "note": "for reading only; the headline is the pooled score"},
         "folds": per_fold,
         "confusion_pooled": confusion_matrix(y_true, y_pred, labels=labels).tolist(),

@@ -22,7 +22,7 @@ import csv
 import json
 import os
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,26 @@ import torch
 
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences
-from mer_cache.heads.metrics import summarize
-from mer_cache.heads.training import HeadConfig, RunResult
+from mer_cache.heads.training import HeadConfig
+from mer_cache.protocol.metrics import summarize
 
 # what must match for a resume; fold_features: the fine-tuning run's folds and checkpoints
-# when each fold reads its own fold cache (None for one plain cache)
-_COMPARED = ("config", "data", "fingerprint", "fold_features")
+# when each fold reads its own fold cache (None for one plain cache); runtime: the precision
+# really used and the torch thread count, both of which change the numbers in the last bits
+_COMPARED = ("config", "data", "fingerprint", "fold_features", "runtime")
+
+
+@dataclass
+class RunResult:
+    """What :func:`train_head` returns; ``metrics`` is what ``metrics.json`` holds."""
+
+    config: HeadConfig
+    metrics: dict
+    predictions: list[dict]
+    folds: list[dict]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    out: Path | None = None
 
 
 def versions() -> dict:
@@ -53,7 +67,7 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -80,11 +94,13 @@ class RunDir:
     """
 
     def __init__(self, out: Path | None, *, config: HeadConfig, seqs: Sequences,
-                 notes: list[str], fold_features: dict | None = None) -> None:
+                 notes: list[str], fold_features: dict | None = None,
+                 runtime: dict | None = None) -> None:
         self.out = Path(out) if out is not None else None
         self.config, self.seqs, self.notes = config, seqs, notes
         self.doc = _jsonable({"config": asdict(config), "data": seqs.identity(),
                               "fingerprint": seqs.fingerprint, "fold_features": fold_features,
+                              "runtime": runtime,
                               "versions": versions(), "seed": config.seed, "notes": notes})
         if self.out is None:
             return
@@ -102,7 +118,7 @@ class RunDir:
                     f"cannot be resumed: {'; '.join(diffs[:8])}. Use another --out, or delete "
                     f"{self.out} to start over.")
         self.out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(self.doc, indent=2).encode())
+        write_atomic(path, json.dumps(self.doc, indent=2).encode())
 
     def completed_fold(self, k: int, test_clip_ids: list[str]) -> dict | None:
         """The record of fold ``k`` if it finished before (JSON readable, checkpoint present)."""
@@ -134,7 +150,7 @@ class RunDir:
         tmp = self.out / f"fold{k}.pt.tmp"
         torch.save(ckpt, tmp)
         os.replace(tmp, self.out / f"fold{k}.pt")
-        _write_atomic(self.out / f"fold{k}.json", json.dumps(record).encode())
+        write_atomic(self.out / f"fold{k}.json", json.dumps(record).encode())
 
     def finish(self, records: list[dict]) -> RunResult:
         """Pool the folds' predictions, score them, and write the run's summary files."""
@@ -147,7 +163,8 @@ class RunDir:
         probs /= probs.sum(1, keepdims=True)
         pred, true = logits.argmax(1), seqs.y[clips]
         datasets = np.array(seqs.datasets)[clips]
-        metrics = summarize(true, pred, fold, datasets, classes=classes)
+        metrics = summarize(true, pred, fold, datasets, classes=classes,
+                            subjects=seqs.groups[clips], seed=self.config.seed)
         metrics = {
             "arch": self.config.arch, "protocol": self.config.protocol,
             "subject_independent": self.config.protocol != "clip-kfold", **metrics,
@@ -176,7 +193,7 @@ class RunDir:
         except ImportError:
             self.notes.append("matplotlib is not installed: confusion PNGs skipped "
                               "(the matrices are in metrics.json)")
-        _write_atomic(self.out / "metrics.json", json.dumps(metrics, indent=2).encode())
+        write_atomic(self.out / "metrics.json", json.dumps(metrics, indent=2).encode())
 
 
 def plot_confusions(metrics: dict, out: Path) -> list[Path]:

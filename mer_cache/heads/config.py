@@ -1,0 +1,133 @@
+"""The settings of one head-training run, validated once and saved as ``config.json``.
+
+Kept free of torch so the CLI can take its defaults from here and still start at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mer_cache.errors import ConfigError
+from mer_cache.protocol.names import PROTOCOLS
+
+# Head names (the models live in mer_cache.heads.models, which checks it matches this list)
+HEADS = ("lstm", "bilstm", "gru", "mean", "frame")
+PROJECTION_DIMS = (1024, 768, 512)  # reference code: fc 1024 -> 768 -> 512
+HIDDEN = 512  # LSTM hidden size in Exp-II and Exp-III
+FC = 256  # fc before the classifier in the reference code
+
+BALANCES = ("windows", "loss", "none")
+EPOCH_WINDOWS = ("sample", "all")
+REFERENCES = ("auto", "first", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Everything that decides a head-training run; saved as ``config.json``.
+
+    The window, epochs, batch and learning rate follow Bai & Goecke's reference code (N = 13,
+    best in Table 3; 20 epochs, batch 40, Adam lr 2.6e-3). Two defaults depart from the
+    paper, by name: ``reference='auto'`` subtracts each clip's first frame (the paper feeds
+    raw embeddings) and ``epoch_windows='sample'`` draws one window per training clip per
+    epoch (the paper walks every window). ``PRESETS['paper']`` restores both.
+    """
+
+    arch: str = "bilstm"
+    window: int = 13
+    window_stride: int = 1
+    epochs: int = 20
+    batch_size: int = 40
+    lr: float = 2.6e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    balance: str = "windows"  # 'windows' = Aug.-II equal window counts; 'loss' = class-weighted CE
+    windows_per_clip: float = 1.0  # windows drawn per training clip per epoch (windows.py)
+    # 'sample': an epoch draws windows_per_clip windows per training clip (class-balanced);
+    # 'all': an epoch walks every window of the pool, each class oversampled to the largest
+    # class's count (the paper's Aug.-II pass; about 15x the work of 'sample' on SMIC)
+    epoch_windows: str = "sample"
+    protocol: str = "subject-kfold"
+    folds: int = 5  # ignored by loso (one fold per subject)
+    labels: str = "smic4"
+    val_subjects: int = 0  # training subjects held out per fold for early stopping; 0 = fixed epochs
+    patience: int = 5  # epochs without a better validation UF1 before stopping
+    proj_dims: tuple[int, ...] = PROJECTION_DIMS
+    hidden: int = HIDDEN
+    fc: int = FC
+    device: str = "cpu"
+    # What each clip's frames are expressed against before the head sees them. 'first':
+    # subtract the clip's first frame (its neutral onset), which removes the identity that
+    # dominates face embeddings and leaves the change over time that carries the class;
+    # 'none': raw embeddings, as the paper's code feeds them; 'auto': 'none' for the static
+    # `frame` baseline (so it stays static), 'first' for every other head.
+    reference: str = "auto"
+    # 'auto' = bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX), else float32;
+    # weights, BatchNorm statistics and the loss stay float32 either way
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "proj_dims", tuple(int(d) for d in self.proj_dims))
+        problems = []
+        if self.arch not in HEADS:
+            problems.append(f"arch '{self.arch}' is unknown (known: {', '.join(HEADS)})")
+        if self.epoch_windows not in EPOCH_WINDOWS:
+            problems.append(f"epoch_windows '{self.epoch_windows}' is unknown (known: "
+                            f"{', '.join(EPOCH_WINDOWS)})")
+        if self.balance not in BALANCES:
+            problems.append(f"balance '{self.balance}' is unknown (known: {', '.join(BALANCES)})")
+        if self.protocol not in PROTOCOLS:
+            problems.append(f"protocol '{self.protocol}' is unknown (known: {', '.join(PROTOCOLS)})")
+        for name in ("window", "window_stride", "epochs", "batch_size", "patience", "hidden", "fc"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.folds < 2:
+            problems.append(f"folds must be at least 2, got {self.folds}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.val_subjects < 0:
+            problems.append("lr must be > 0, weight_decay and val_subjects >= 0 "
+                            f"(got {self.lr}, {self.weight_decay}, {self.val_subjects})")
+        if not self.windows_per_clip > 0:
+            problems.append(f"windows_per_clip must be > 0, got {self.windows_per_clip}")
+        if not self.proj_dims or min(self.proj_dims) < 1:
+            problems.append(f"proj_dims must be positive widths, got {self.proj_dims}")
+        if self.reference not in REFERENCES:
+            problems.append(f"reference '{self.reference}' is unknown (known: {', '.join(REFERENCES)})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision '{self.precision}' is unknown (known: {', '.join(PRECISIONS)})")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            problems.append(f"device '{self.device}' is not 'cpu' or 'cuda[:k]'")
+        if problems:
+            raise ConfigError("Invalid head-training options: " + "; ".join(problems) + ".")
+
+    @property
+    def resolved_reference(self) -> str:
+        if self.reference != "auto":
+            return self.reference
+        return "none" if self.arch == "frame" else "first"
+
+    def head_kwargs(self) -> dict:
+        return {"proj_dims": list(self.proj_dims), "hidden": self.hidden, "fc": self.fc}
+
+
+# Named settings. 'paper' is Bai & Goecke's Exp-II / Exp-III training as their reference code
+# runs it: raw embeddings (no reference frame), every stride-1 window of every training clip
+# each epoch with classes balanced by oversampling (Aug.-II), N = 13, 20 epochs, batch 40,
+# Adam lr 2.6e-3. 'default' is this tool's faster setting (HeadConfig's defaults).
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "paper": {"reference": "none", "epoch_windows": "all", "balance": "windows", "window": 13,
+              "window_stride": 1, "epochs": 20, "batch_size": 40, "lr": 2.6e-3},
+}
+
+
+def preset_fields(name: str) -> dict:
+    """The HeadConfig fields a preset sets.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown preset.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset '{name}' (known: {', '.join(PRESETS)}).")
+    return dict(PRESETS[name])

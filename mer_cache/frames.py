@@ -1,7 +1,8 @@
 """Decode frames and bring them to a trunk's input size as ``uint8`` arrays.
 
-Runs in DataLoader workers, so it stays numpy/PIL only: the float conversion and the
-mean/std normalization happen on the device inside :class:`~mer_cache.trunks.Trunk`.
+Runs in DataLoader workers on uint8 PIL images (geometry by torchvision's transforms): the
+float conversion and the mean/std normalization happen on the device inside
+:class:`~mer_cache.trunks.Trunk`.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ class FrameDecodeError(DatasetError):
 
 
 def resize_image(img: Image.Image, pre: Preprocessing) -> Image.Image:
-    """Resize per ``pre.resize_mode``.
+    """Resize per ``pre.resize_mode``, with torchvision's own transforms (on the PIL image).
 
     ``stretch`` maps the whole frame to the input size (the paper's no-crop choice).
-    ``center-crop`` is the VGGFace2 evaluation transform: shorter side to 256/224 of the
-    input size, then a centred crop of the input size.
+    ``center-crop`` is the VGGFace2 evaluation transform, ``Resize(256) + CenterCrop(224)``
+    scaled to the input size: torchvision's geometry exactly (its crop offset rounds, where
+    a hand-written floor would shift odd margins by a pixel).
     """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
     h, w = pre.input_size
     if pre.resize_mode == "stretch":
-        return img.resize((w, h), Image.BILINEAR)
+        return TF.resize(img, [h, w], interpolation=InterpolationMode.BILINEAR)
     short = round(min(h, w) * 256 / 224)
-    iw, ih = img.size
-    scale = short / min(iw, ih)
-    nw, nh = max(w, round(iw * scale)), max(h, round(ih * scale))
-    img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - w) // 2, (nh - h) // 2
-    return img.crop((left, top, left + w, top + h))
+    img = TF.resize(img, short, interpolation=InterpolationMode.BILINEAR)
+    return TF.center_crop(img, [h, w])
 
 
 def load_frame(path: Path, pre: Preprocessing) -> np.ndarray:

@@ -353,3 +353,31 @@ def test_keras_notop_h5_has_no_logits(wdir, arrays, image):
     back = create_trunk("vggface2-resnet50", weights=wdir / "notop.pt")
     assert back.weights_sha256 == ckpt and back.net.variant == "keras" and back.net.fc is None
     assert_close(features(back, image), pool5)
+
+
+@pytest.mark.parametrize("size", [(300, 260), (301, 257), (224, 224)])
+def test_center_crop_is_torchvision_resize_256_center_crop_224(pkl_trunk, tmp_path, size):
+    """The VGGFace2 evaluation crop, on odd margins too, against torchvision's own transforms
+    and the reference forward (BGR, mean subtracted) on that crop: < 1e-3 relative error."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from mer_cache.frames import load_frame
+
+    rng = np.random.default_rng(size[0])
+    path = tmp_path / "face.png"
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    pre = replace(pkl_trunk.preprocessing, resize_mode="center-crop")
+    ours = load_frame(path, pre)  # (3, 224, 224) uint8
+    reference = torchvision.transforms.Compose([torchvision.transforms.Resize(256),
+                                                torchvision.transforms.CenterCrop(224)])
+    with Image.open(path) as img:
+        ref = np.asarray(reference(img.convert("RGB"))).transpose(2, 0, 1)
+    np.testing.assert_array_equal(ours, ref)
+    x = torch.from_numpy(ref.copy())[None].float().flip(1) - torch.tensor(BGR_MEAN).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = pkl_trunk.net.forward_features(x, "pool5")
+        got = pkl_trunk(torch.from_numpy(ours)[None])
+    rel = float((got - expected).abs().max() / expected.abs().max())
+    assert rel < 1e-3

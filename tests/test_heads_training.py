@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from heads_synth import make_sequences
@@ -132,3 +133,25 @@ def test_reference_first_removes_identity_and_frame_stays_static(seqs):
     assert _config(arch="frame").resolved_reference == "none"
     assert _config(arch="bilstm").resolved_reference == "first"
     assert _config(arch="frame", reference="first").resolved_reference == "first"
+
+
+def test_config_records_what_ran_and_resume_refuses_another_thread_count(tmp_path):
+    """Same seed gives byte-identical metrics only for the same precision and thread count,
+    so both are recorded and a resume under others is refused."""
+    import json
+
+    from mer_cache.errors import ConfigError
+
+    seqs = make_sequences(n_subjects=4, clips_per_class=1, dim=8)
+    config = HeadConfig(arch="mean", folds=2, epochs=1, window=5, batch_size=16, precision="auto")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train_head(seqs, config, out=tmp_path / "run")
+        runtime = json.loads((tmp_path / "run" / "config.json").read_text())["runtime"]
+        assert runtime["precision"] in ("fp32", "bf16") and runtime["torch_threads"] == 1
+        torch.set_num_threads(2)
+        with pytest.raises(ConfigError, match="runtime.torch_threads"):
+            train_head(seqs, config, out=tmp_path / "run")
+    finally:
+        torch.set_num_threads(before)

@@ -14,6 +14,9 @@ from mer_cache.cli.common import (
     err_console, is_tty, parse_dataset_options, run_guarded,
 )
 from mer_cache.errors import ConfigError
+from mer_cache.pipelines.configs import FinetuneConfig
+
+F = FinetuneConfig()  # every option's default
 
 RegionsOpt = Annotated[str, typer.Option(
     "--regions", help="Moving face regions for the focus score: auto (synth.json when the root "
@@ -41,30 +44,29 @@ def finetune(
     dataset: DatasetOpt,
     root: RootOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (fold{k}.pt, metrics.json); rerun to resume.")],
-    trunk: TrunkOpt = "fer-minixception",
-    weights: WeightsOpt = None,
-    layer: LayerOpt = None,
-    from_layer: Annotated[str, typer.Option("--from-layer", help="l_s: first retrained spatial layer (e.g. layer4, module4), or auto (best Grad-CAM focus).")] = "auto",
-    folds: Annotated[int, typer.Option("--folds", help="Subject folds (ignored by loso).")] = 5,
-    protocol: Annotated[str, typer.Option("--protocol", help="subject-kfold (the paper) or loso.")] = "subject-kfold",
-    labels: Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")] = "smic4",
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per fold (fixed unless --val-subjects).")] = 4,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per step.")] = 64,
-    seed: SeedOpt = 0,
-    val_subjects: Annotated[int, typer.Option("--val-subjects", help="Training subjects per fold held out for early stopping (0: fixed epochs).")] = 0,
-    frames_per_class: Annotated[Optional[int], typer.Option("--frames-per-class", help="Aug.-I frames per class and epoch (the paper: ~15000); default: the largest class.")] = None,
-    rotation: Annotated[float, typer.Option("--rotation", help="Random rotation range in degrees (+/-).")] = 10.0,
+    trunk: TrunkOpt = F.trunk,
+    weights: WeightsOpt = F.weights,
+    layer: LayerOpt = F.layer,
+    from_layer: Annotated[str, typer.Option("--from-layer", help="l_s: first retrained spatial layer (e.g. layer4, module4), or auto (best Grad-CAM focus on each fold's training subjects).")] = F.from_layer,
+    folds: Annotated[int, typer.Option("--folds", help="Subject folds (ignored by loso).")] = F.folds,
+    protocol: Annotated[str, typer.Option("--protocol", help="subject-kfold (the paper) or loso.")] = F.protocol,
+    labels: Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")] = F.labels,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per fold (fixed unless --val-subjects).")] = F.epochs,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = F.lr,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per step.")] = F.batch_size,
+    seed: SeedOpt = F.seed,
+    val_subjects: Annotated[int, typer.Option("--val-subjects", help="Training subjects per fold held out for early stopping (0: fixed epochs).")] = F.val_subjects,
+    frames_per_class: Annotated[Optional[int], typer.Option("--frames-per-class", help="Aug.-I frames per class and epoch (the paper: ~15000); default: the largest class.")] = F.frames_per_class,
+    rotation: Annotated[float, typer.Option("--rotation", help="Random rotation range in degrees (+/-).")] = F.rotation_deg,
     regions: RegionsOpt = "auto",
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index (AMP on); without it the CPU is used.")] = None,
-    amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = "bf16",
+    amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = F.amp,
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
     from mer_cache.pipelines import resolve_device
     from mer_cache.pipelines import resolve_regions
     from mer_cache.pipelines import finetune as run_finetune
-    from mer_cache.pipelines.configs import FinetuneConfig
 
     device, note = run_guarded(resolve_device, gpu)
     if note:

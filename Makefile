@@ -30,9 +30,18 @@ demo: $(STAMP)
 	$(MC) train-head --cache $(DEMO)/cache.zarr --arch bilstm --folds 5 --labels smic4 --seed 0 --out $(DEMO)/runs/bilstm
 	@echo "Report: $(DEMO)/runs/bilstm (metrics.json, predictions.csv, confusion_*.png)"
 
-# The README's comparison of heads on the demo cache (run `make demo` first).
+# The README's comparison of heads on the demo cache (run `make demo` first): the paper's
+# setting (--preset paper), this tool's default, and the controls, each with its interval.
+CMP = $(MC) train-head --cache $(DEMO)/cache.zarr --folds 5 --labels smic4 --seed 0
 demo-compare: $(STAMP)
-	$(MC) sweep --cache $(DEMO)/cache.zarr --arch frame,mean,lstm,bilstm --folds 5 --labels smic4 --seed 0 --out $(DEMO)/runs/compare
+	$(CMP) --arch frame --reference none --out $(DEMO)/runs/cmp/frame-raw
+	$(CMP) --arch frame --reference first --out $(DEMO)/runs/cmp/frame-first
+	$(CMP) --arch mean --out $(DEMO)/runs/cmp/mean
+	$(CMP) --arch lstm --out $(DEMO)/runs/cmp/lstm
+	$(CMP) --arch bilstm --out $(DEMO)/runs/cmp/bilstm
+	$(CMP) --arch bilstm --epoch-windows all --out $(DEMO)/runs/cmp/bilstm-allwindows
+	$(CMP) --arch lstm --preset paper --out $(DEMO)/runs/cmp/lstm-paper
+	$(CMP) --arch bilstm --preset paper --out $(DEMO)/runs/cmp/bilstm-paper
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -21,7 +21,7 @@ CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory; rerunning the same command resumes it.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Fold count (ignored by loso).")]
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), clip-kfold (paper's code; subjects leak).")]
-LabelsOpt = Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")]
+LabelsOpt = Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion. megc3 maps any dataset's emotions to negative/positive/surprise; on one dataset it is a mapping, not the MEGC2019 list: for the 442-clip composite extract the megc2019 dataset.")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs (the maximum with --val-subjects).")]
 BalanceOpt = Annotated[str, typer.Option("--balance", help="windows: equal window counts per class (Aug.-II); loss: class-weighted loss; none.")]
 ValOpt = Annotated[int, typer.Option("--val-subjects", help="Training subjects held out per fold for early stopping (0: fixed epochs).")]
@@ -99,14 +99,24 @@ def _load_inputs(cache: Path, labels: str):
 
     One ``fold{k}.zarr`` on its own is refused: its trunk trained on other folds' test subjects.
     """
+    from mer_cache.catalogue.labels import UnmappedLabelWarning
     from mer_cache.finetune.guard import check_not_fold_cache, is_fold_cache_dir, load_fold_features
 
-    if is_fold_cache_dir(cache):
-        features = run_guarded(load_fold_features, cache, labels=labels)
-        return features.sequences[0], features
-    seqs = run_guarded(load_sequences, cache, labels=labels)
-    run_guarded(check_not_fold_cache, seqs.fingerprint, path=cache)
-    return seqs, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnmappedLabelWarning)
+        if is_fold_cache_dir(cache):
+            features = run_guarded(load_fold_features, cache, labels=labels)
+            seqs = features.sequences[0]
+        else:
+            features = None
+            seqs = run_guarded(load_sequences, cache, labels=labels)
+            run_guarded(check_not_fold_cache, seqs.fingerprint, path=cache)
+    for w in caught:  # others go back to the warnings machinery untouched
+        if w.category is not UnmappedLabelWarning:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for message in dict.fromkeys(str(w.message) for w in caught if w.category is UnmappedLabelWarning):
+        err_console.print(f"[bold yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
+    return seqs, features
 
 
 def train_head_cmd(

@@ -9,12 +9,13 @@ so a sweep reads the cache a single time.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mer_cache.catalogue.labels import get_scheme
+from mer_cache.catalogue.labels import UnmappedLabelWarning, apply_scheme, get_scheme
 from mer_cache.errors import ConfigError, LabelError
 
 
@@ -36,6 +37,8 @@ class Sequences:
         The cache fingerprint, saved with every run.
     notes : tuple of str
         What loading dropped or changed, for the run report.
+    dropped : dict
+        ``"dataset/label" -> clips`` the label scheme left out (not in the arrays).
     """
 
     embeddings: list[np.ndarray]
@@ -48,6 +51,7 @@ class Sequences:
     scheme: str
     fingerprint: dict | None = None
     notes: tuple[str, ...] = field(default=())
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.embeddings)
@@ -91,8 +95,10 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
                           fingerprint: dict | None = None) -> Sequences:
     """Apply a label scheme to in-memory clips; clips the scheme drops are left out.
 
-    Classes of the scheme that no clip has are left out too (with a note), so folds and
-    metrics only see classes that exist.
+    Every left-out clip is counted per dataset and label in ``Sequences.dropped``, in a note
+    and in an :class:`~mer_cache.catalogue.labels.UnmappedLabelWarning`. Classes of the scheme
+    that no clip has are left out too (with a note), so folds and metrics only see classes
+    that exist.
 
     Raises
     ------
@@ -101,7 +107,8 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
     """
     raw = [str(x) for x in labels]
     sch = get_scheme(scheme, raw)
-    mapped = [sch.map(d, r) for d, r in zip(datasets, raw)]
+    result = apply_scheme(sch, [str(d) for d in datasets], raw)
+    mapped = result.mapped
     keep = [i for i, m in enumerate(mapped) if m is not None]
     if not keep:
         seen = ", ".join(sorted(set(raw))[:20])
@@ -111,10 +118,9 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
             f"(e.g. smic4 for SMIC, megc3 for the composite, emotion for the raw labels)."
         )
     notes = []
-    if len(keep) < len(raw):
-        dropped = sorted({raw[i] for i, m in enumerate(mapped) if m is None})
-        notes.append(f"label scheme '{scheme}' left out {len(raw) - len(keep)} of {len(raw)} "
-                     f"clips (labels: {', '.join(dropped)})")
+    if result.unmapped:
+        notes.append(result.summary(scheme))
+        warnings.warn(result.summary(scheme), UnmappedLabelWarning, stacklevel=2)
     present = [c for c in sch.classes if c in {mapped[i] for i in keep}]
     if len(present) < len(sch.classes):
         missing = [c for c in sch.classes if c not in present]
@@ -132,6 +138,7 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
         labels=tuple(raw[i] for i in keep),
         y=np.array([present.index(mapped[i]) for i in keep], dtype=np.int64),
         classes=tuple(present), scheme=scheme, fingerprint=fingerprint, notes=tuple(notes),
+        dropped={f"{d}/{lab}": n for (d, lab), n in sorted(result.unmapped.items())},
     )
 
 

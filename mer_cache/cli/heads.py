@@ -20,7 +20,7 @@ from mer_cache.heads.training import HeadConfig, ProgressEvent, RunResult, train
 CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (made by `mer-cache extract`), or a folder of fold caches (`extract --finetuned-run`): fold k then uses fold k's features, with the fine-tuning run's protocol, folds and seed.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory; rerunning the same command resumes it.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Fold count (ignored by loso).")]
-ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), clip-kfold (paper's code; subjects leak).")]
+ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), lodo (leave one dataset out: train on the other datasets of a multi-dataset cache, test on one; per-dataset scores), clip-kfold (paper's code; subjects leak).")]
 LabelsOpt = Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion. megc3 maps any dataset's emotions to negative/positive/surprise; on one dataset it is a mapping, not the MEGC2019 list: for the 442-clip composite extract the megc2019 dataset.")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs (the maximum with --val-subjects).")]
 BalanceOpt = Annotated[str, typer.Option("--balance", help="windows: equal window counts per class (Aug.-II); loss: class-weighted loss; none.")]

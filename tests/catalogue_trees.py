@@ -7,9 +7,6 @@ from pathlib import Path
 import openpyxl
 from PIL import Image
 
-DATA = Path(__file__).parent / "data"
-CASME2_XLSX = DATA / "CASME2-coding-20190701.xlsx"
-
 CASME2_HEADER = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
                  "Action Units", "Estimated Emotion", "Objective Classes"]
 SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
@@ -70,8 +67,8 @@ def make_casme2(root: Path, rows: list[list], *, folder: str = "CASME2_RAW_selec
     return root
 
 
-def real_casme2_rows() -> list[list]:
-    wb = openpyxl.load_workbook(CASME2_XLSX, read_only=True)
-    rows = [list(r) for r in wb.worksheets[0].iter_rows(min_row=2, values_only=True)]
-    wb.close()
-    return rows
+def official_casme2_rows() -> list[list]:
+    """The rows of the generated stand-in for the official CASME II coding file."""
+    from casme2_coding import coding_rows
+
+    return coding_rows()

@@ -1,31 +1,32 @@
-"""CASME II loader: the real 2019 xlsx, frame-number -> index conversion, options, errors."""
+"""CASME II loader: the official xlsx layout, frame-number -> index conversion, options, errors."""
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections import Counter
 
 import pytest
 
-from catalogue_trees import CASME2_XLSX, make_casme2, real_casme2_rows, write_frames
+from casme2_coding import write_coding_xlsx
+from catalogue_trees import make_casme2, official_casme2_rows, write_frames
 from mer_cache.catalogue import DatasetWarning, load_catalogue
 from mer_cache.errors import DatasetError, LabelError
 
 
 @pytest.fixture(scope="module")
-def real_tree(tmp_path_factory):
+def official_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("casme2")
-    rows = real_casme2_rows()
+    rows = official_casme2_rows()
     make_casme2(root, rows)
     (root / "CASME2-coding-test.xlsx").unlink()
-    shutil.copy(CASME2_XLSX, root / CASME2_XLSX.name)  # the official file, quirks included
+    # the official file's layout and quirks, generated (the real file is not redistributable)
+    write_coding_xlsx(root / "CASME2-coding-20190701.xlsx", rows)
     return root
 
 
-def test_real_xlsx_loads_all_clips(real_tree):
+def test_official_layout_loads_all_clips(official_tree):
     with pytest.warns(DatasetWarning) as caught:
-        clips = load_catalogue("casme2", real_tree)
+        clips = load_catalogue("casme2", official_tree)
     assert len(clips) == 255
     assert len({c.subject for c in clips}) == 26
     assert Counter(c.label for c in clips) == {"others": 99, "disgust": 63, "happiness": 32,
@@ -34,6 +35,13 @@ def test_real_xlsx_loads_all_clips(real_tree):
     assert any("apex is '/'" in str(w.message) for w in caught)
     odd = next(c for c in clips if c.clip_id == "casme2/sub04/EP12_01f")
     assert odd.apex is None and odd.onset is not None
+    # so is an empty apex cell
+    assert sum("apex is empty" in str(w.message) for w in caught) == 2
+    empty = next(c for c in clips if c.clip_id == "casme2/sub05/EP05_02")
+    assert empty.apex is None and empty.offset is not None
+    # the blank columns C and G are skipped by name; AU cells are integers or text
+    aus = {c.clip_id: c.attrs["action_units"] for c in clips}
+    assert aus["casme2/sub01/EP02_01f"] == 12 and {"4+7", "L12", "R4+R10"} <= set(aus.values())
     first = next(c for c in clips if c.clip_id == "casme2/sub01/EP02_01f")
     # xlsx: onset 46, apex 59, offset 86; frames written: 45,46,47,58,59,60,85,86,87
     assert [p.name for p in first.frames][:3] == ["img45.jpg", "img46.jpg", "img47.jpg"]
@@ -42,10 +50,10 @@ def test_real_xlsx_loads_all_clips(real_tree):
     assert first.label == "happiness" and first.attrs["annotation_subject"] == "01"
 
 
-def test_onset_offset_option_keeps_only_annotated_span(real_tree):
+def test_onset_offset_option_keeps_only_annotated_span(official_tree):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
-        clips = load_catalogue("casme2", real_tree, frames="onset-offset")
+        clips = load_catalogue("casme2", official_tree, frames="onset-offset")
     first = next(c for c in clips if c.clip_id == "casme2/sub01/EP02_01f")
     assert [p.name for p in first.frames] == [f"img{n}.jpg" for n in (46, 47, 58, 59, 60, 85, 86)]
     assert (first.onset, first.apex, first.offset) == (0, 3, 6)

@@ -74,3 +74,25 @@ def test_missing_part_root_names_option(tmp_path):
     make_smic(tmp_path / "SMIC")
     with pytest.raises(DatasetError, match="casme2_root=PATH"):
         load_catalogue("megc2019", tmp_path)
+
+
+def test_headerless_copy_of_the_list_reads_like_the_headed_one(tmp_path):
+    headed = tmp_path / "headed.csv"
+    headed.write_text(COMPOSITE)
+    bare = tmp_path / "bare.csv"
+    bare.write_text(COMPOSITE.split("\n", 1)[1])  # the widespread copy has no header row
+    a, b = read_composite(headed), read_composite(bare)
+    assert [(e.dataset, e.subject, e.filename, e.label) for e in a] == \
+        [(e.dataset, e.subject, e.filename, e.label) for e in b]
+    assert len(b) == 5 and b[0].line == 1 and a[0].line == 2
+
+
+def test_list_without_header_or_known_first_column_is_refused(tmp_path):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("ds,who,clip,y\nsmic,s01,s01_ne_01,0\n")
+    with pytest.raises(DatasetError, match="needs the columns dataset, sub, filename_o, label"):
+        read_composite(odd)
+    short = tmp_path / "short.csv"
+    short.write_text("smic,s01,s01_ne_01,0\ncasme2,sub01\n")
+    with pytest.raises(DatasetError, match="line 2 has fewer than the 4 columns"):
+        read_composite(short)

@@ -17,7 +17,8 @@ def test_scheme_drops_clips_it_leaves_out_and_says_so():
     seqs = make_sequences(scheme="megc3", n_subjects=2, clips_per_class=1, dim=4)
     assert seqs.classes == ("negative", "positive", "surprise")
     assert len(seqs) == len(arrays["labels"]) - 2  # the two non_micro clips
-    assert any("left out 2 of 8 clips (labels: non_micro 2)" in n for n in seqs.notes)
+    assert any("left out 2 of 8 clips" in n and "smic 'non_micro' x2" in n for n in seqs.notes)
+    assert seqs.dropped == {"smic/non_micro": 2}
     assert seqs.y.tolist() == [0, 1, 2, 0, 1, 2]
     assert seqs.groups[0] == "smic/s00"
 

@@ -6,7 +6,8 @@ cannot be rebuilt from the 2019 xlsx, so the published list shipped as package d
 1 positive, 2 surprise) decides which clips are in and their labels. Each clip keeps its
 source dataset and clip id (so caches of the single datasets are reused) and gets
 ``attrs["composite"] = "megc2019"``. The list's quirks: SMIC is written ``s01``/``s01_ne_01``
-where the folders say ``s1``/``s1_ne_01``; CASME II subjects are ``sub01``.
+where the folders say ``s1``/``s1_ne_01``; CASME II subjects are ``sub01``. A copy of the
+list without its header row (widespread) is read by position.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mer_cache.errors import DatasetError
 
 COMPOSITE_FILE = "megc2019_composite_442.csv"
 LABEL_NAMES = {"0": "negative", "1": "positive", "2": "surprise"}
+_PARTS = ("smic", "casme2", "samm")
 _SMIC_NAME = re.compile(r"^s0*(\d+)_([a-z]+)_0*(\d+)$", re.IGNORECASE)
 
 
@@ -49,13 +51,28 @@ def read_composite(path: Path | str | None = None) -> list[CompositeEntry]:
         except OSError as exc:
             raise DatasetError(f"Cannot read the composite list {path}: {exc}.") from None
         where = str(path)
-    reader = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
     need = ("dataset", "sub", "filename_o", "label")
-    if not set(need) <= set(reader.fieldnames or []):
-        raise DatasetError(f"The composite list {where} needs the columns {', '.join(need)}; it has "
-                           f"{', '.join(reader.fieldnames or []) or 'none'}.")
+    first = next(csv.reader(lines[:1]), [])
+    if first and first[0].strip().lower() in _PARTS:
+        # the widespread headerless copy: the same columns in the same order, no header row
+        rows = [dict(zip(need, r)) for r in csv.reader(lines)]
+        start = 1
+        short = [i for i, r in enumerate(rows, start=1) if len(r) < len(need) and any(r.values())]
+        if short:
+            raise DatasetError(f"The composite list {where} has no header and line {short[0]} has fewer "
+                               f"than the 4 columns {', '.join(need)}; fix the line.")
+    else:
+        reader = csv.DictReader(lines)
+        if not set(need) <= set(reader.fieldnames or []):
+            raise DatasetError(
+                f"The composite list {where} needs the columns {', '.join(need)} (as a header row, "
+                f"or as the first 4 columns of a headerless list whose lines start with "
+                f"{'/'.join(_PARTS)}); its first line has {', '.join(reader.fieldnames or []) or 'nothing'}.")
+        rows, start = list(reader), 2
     return [CompositeEntry(r["dataset"].strip().lower(), r["sub"].strip(), r["filename_o"].strip(),
-                           r["label"].strip(), line) for line, r in enumerate(reader, start=2)]
+                           r["label"].strip(), line) for line, r in enumerate(rows, start=start)
+            if any((v or "").strip() for v in r.values())]
 
 
 def _key_of_entry(e: CompositeEntry) -> tuple | None:

@@ -14,17 +14,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Literal
 
+from mer_cache.catalogue.casme import load_casme
 from mer_cache.catalogue.casme2 import load_casme2
 from mer_cache.catalogue.casme3 import load_casme3
+from mer_cache.catalogue.casme3c import load_casme3_ac, load_casme3c
 from mer_cache.catalogue.clip import Clip
 from mer_cache.catalogue.folder import load_folder, load_videos
+from mer_cache.catalogue.fourdme import load_4dme
 from mer_cache.catalogue.manifest import load_manifest
 from mer_cache.catalogue.megc2019 import load_megc2019
+from mer_cache.catalogue.mmew import load_mmew
 from mer_cache.catalogue.problems import (
     DUPLICATE_CLIP, MISSING_FOLDER, NO_FRAMES, UNKNOWN_LABEL, DatasetWarning, Problem, ProblemLog,
 )
 from mer_cache.catalogue.samm import load_samm
 from mer_cache.catalogue.smic import load_smic
+from mer_cache.catalogue.smic_e import load_smic_e
 from mer_cache.errors import ConfigError, DatasetError, LabelError
 
 Loader = Callable[..., list[Clip]]
@@ -35,6 +40,12 @@ DATASETS: dict[str, Loader] = {
     "samm": load_samm,
     "casme3": load_casme3,
     "megc2019": load_megc2019,
+    "casme": load_casme,
+    "4dme": load_4dme,
+    "mmew": load_mmew,
+    "casme3c": load_casme3c,
+    "casme3-ac": load_casme3_ac,
+    "smic-e": load_smic_e,
     "folder": load_folder,
     "video": load_videos,
     "manifest": load_manifest,
@@ -99,7 +110,8 @@ def load_catalogue(
     ----------
     dataset : str
         A name of :data:`DATASETS` (``smic``, ``casme2``, ``samm``, ``casme3``, ``megc2019``,
-        ``folder``, ``video``, ``manifest``).
+        ``casme``, ``4dme``, ``mmew``, ``casme3c``, ``casme3-ac``, ``smic-e``, ``folder``,
+        ``video``, ``manifest``).
     root : Path
         The dataset folder (for ``manifest``: the CSV).
     on_missing : {"raise", "skip"}

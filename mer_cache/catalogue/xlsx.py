@@ -32,6 +32,7 @@ class AnnotationRow:
 
     values: dict[str, object]
     row: int
+    sheet: str = ""  # set when rows come from several sheets (``all_sheets=True``)
 
     def __getitem__(self, key: str) -> object:
         return self.values.get(key)
@@ -43,6 +44,7 @@ def read_annotation(
     columns: dict[str, tuple[str, ...]],
     optional: dict[str, tuple[str, ...]] | None = None,
     problems: ProblemLog,
+    all_sheets: bool = False,
 ) -> list[AnnotationRow]:
     """Read the clip rows of an annotation spreadsheet.
 
@@ -57,6 +59,9 @@ def read_annotation(
         Columns read when present.
     problems : ProblemLog
         Receives a warning for each skipped non-data row (SMIC-E's trailing notes).
+    all_sheets : bool
+        Read every sheet that has the header (one table per section, as some CASME copies
+        are split), instead of the first; rows then carry their sheet name.
 
     Returns
     -------
@@ -79,6 +84,7 @@ def read_annotation(
             f"Cannot read the annotation file {path}: {exc}. It must be the dataset's .xlsx "
             "file as distributed; re-download or re-export it."
         ) from None
+    tables: list[tuple[str, list[AnnotationRow]]] = []
     try:
         best: tuple[int, str, list[str]] = (-1, "", [])
         for ws in wb.worksheets:
@@ -94,9 +100,16 @@ def read_annotation(
                 col = _match_column(rows[header_idx], spellings)
                 if col is not None:
                     mapping[name] = col
-            return _data_rows(path, rows, header_idx, mapping, list(columns)[:2], problems)
+            tables.append((ws.title, _data_rows(path, rows, header_idx, mapping, list(columns)[:2],
+                                                problems)))
+            if not all_sheets:
+                break
     finally:
         wb.close()
+    if len(tables) == 1:
+        return tables[0][1]
+    if tables:
+        return [AnnotationRow(r.values, r.row, title) for title, rows in tables for r in rows]
     missing = [
         name for name, spellings in columns.items()
         if not any(_norm_header(s) in {_norm_header(h) for h in best[2]} for s in spellings)

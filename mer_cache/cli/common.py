@@ -59,7 +59,7 @@ def run_guarded(fn, *args, **kwargs):
         raise typer.Exit(code) from None
 
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset loader: smic, casme2, samm, casme3, megc2019, folder, manifest, video.")]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset loader: smic, casme2, samm, casme3, megc2019, casme, 4dme, mmew, casme3c, casme3-ac, smic-e, folder, manifest, video (`mer-cache datasets list` describes each).")]
 RootOpt = Annotated[Path, typer.Option("--root", "-r", help="Dataset root folder (or manifest CSV).")]
 TrunkOpt = Annotated[str, typer.Option("--trunk", "-t", help="Trunk name (see `mer-cache weights list`), or tv:<torchvision name>.")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", "-w", help="Weight file, 'random', or omitted for the trunk's default file in the weights directory.")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,14 +73,20 @@ def _counts_table(report, *, title: str) -> Table:
 
 @app.command("list")
 def list_cmd(
-    dataset: DatasetOpt,
-    root: RootOpt,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset loader; omit (with --root) to list the supported datasets.")] = None,
+    root: Annotated[Path | None, typer.Option("--root", "-r", help="Dataset root folder (or manifest CSV).")] = None,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Leave out clips without frames instead of failing.")] = False,
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
-    """List the clips of a dataset: id, label, frames, onset/apex/offset, fps."""
+    """List the supported datasets (no --root): annotation file, frame layout, label schemes; or
+    the clips of one copy (--dataset and --root): id, label, frames, onset/apex/offset, fps."""
     from mer_cache.catalogue import load_catalogue
 
+    if root is None:
+        _supported_table(dataset)
+        return
+    if dataset is None:
+        run_guarded(_raise, ConfigError("--root needs --dataset (see `mer-cache datasets list` for the names)."))
     options = run_guarded(parse_dataset_options, dataset_option)
     on_missing = options.pop("on_missing", "skip" if skip_missing else "raise")
     with warnings.catch_warnings(record=True) as caught:
@@ -94,4 +101,29 @@ def list_cmd(
     dash = lambda v: "-" if v is None else str(v)  # noqa: E731
     for c in clips:
         table.add_row(c.clip_id, c.label, str(c.n_frames), dash(c.onset), dash(c.apex), dash(c.offset), f"{c.fps:g}")
+    console.print(table)
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _supported_table(only: str | None) -> None:
+    """Every dataset (or one): what the loader expects and which label schemes fit it."""
+    from mer_cache.catalogue.registry import get_loader, loader_options
+    from mer_cache.catalogue.supported import SUPPORTED
+
+    names = list(SUPPORTED) if only is None else [only]
+    if only is not None:
+        run_guarded(get_loader, only)  # an unknown name lists the known ones
+    table = Table(title="Supported datasets (`datasets list -d NAME -r ROOT` lists a copy's clips)",
+                  show_lines=True)
+    for col in ("dataset", "annotation file", "frame layout", "label schemes", "options"):
+        table.add_column(col, overflow="fold")
+    for name in names:
+        info = SUPPORTED[name]
+        schemes = ", ".join([*info.schemes, "emotion"]) + (" · AUs" if info.aus else "")
+        options = ", ".join(loader_options(name))
+        table.add_row(f"[bold]{name}[/]\n{escape(info.title)}", escape(info.annotation), escape(info.frames),
+                      schemes, options or "-")
     console.print(table)

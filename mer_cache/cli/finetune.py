@@ -50,7 +50,7 @@ def finetune(
     from_layer: Annotated[str, typer.Option("--from-layer", help="l_s: first retrained spatial layer (e.g. layer4, module4), or auto (best Grad-CAM focus on each fold's training subjects).")] = F.from_layer,
     folds: Annotated[int, typer.Option("--folds", help="Subject folds (ignored by loso).")] = F.folds,
     protocol: Annotated[str, typer.Option("--protocol", help="subject-kfold (the paper) or loso.")] = F.protocol,
-    labels: Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")] = F.labels,
+    labels: Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion. megc3 maps any dataset's emotions to negative/positive/surprise; on one dataset it is a mapping, not the MEGC2019 list: for the 442-clip composite extract the megc2019 dataset.")] = F.labels,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs per fold (fixed unless --val-subjects).")] = F.epochs,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = F.lr,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per step.")] = F.batch_size,

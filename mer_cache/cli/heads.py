@@ -23,8 +23,8 @@ D = HeadConfig()  # every option's default
 CacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Embedding cache (made by `mer-cache extract`), or a folder of fold caches (`extract --finetuned-run`): fold k then uses fold k's features, with the fine-tuning run's protocol, folds and seed.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory; rerunning the same command resumes it.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Fold count (ignored by loso).")]
-ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), clip-kfold (paper's code; subjects leak).")]
-LabelsOpt = Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion.")]
+ProtocolOpt = Annotated[str, typer.Option("--protocol", help="subject-kfold (paper as written), loso (MEGC), lodo (leave one dataset out: train on the other datasets of a multi-dataset cache, test on one; per-dataset scores), clip-kfold (paper's code; subjects leak).")]
+LabelsOpt = Annotated[str, typer.Option("--labels", help="Label scheme: smic4, megc3, casme2-5, emotion. megc3 maps any dataset's emotions to negative/positive/surprise; on one dataset it is a mapping, not the MEGC2019 list: for the 442-clip composite extract the megc2019 dataset.")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs (the maximum with --val-subjects).")]
 BalanceOpt = Annotated[str, typer.Option("--balance", help="windows: equal window counts per class (Aug.-II); loss: class-weighted loss; none.")]
 ValOpt = Annotated[int, typer.Option("--val-subjects", help="Training subjects held out per fold for early stopping (0: fixed epochs).")]
@@ -78,7 +78,7 @@ def _render(res) -> None:
     m = res.metrics
     table = Table(title=f"{m['arch']} / {m['protocol']} ({len(m['folds'])} folds)")
     for col in ("fold", "clips", "test subjects", "accuracy", "UF1", "UAR"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col == "fold")
     for f, d in zip(m["folds"], m["fold_details"]):
         table.add_row(str(f["fold"]), str(f["n"]), str(len(d["test_subjects"])),
                       f"{f['accuracy']:.3f}", f"{f['uf1']:.3f}", f"{f['uar']:.3f}")
@@ -123,6 +123,22 @@ def _seeds(text: str | None) -> list[int] | None:
     return None if text is None else run_guarded(_split, text, int, "--seeds")
 
 
+def _load_inputs(cache: Path, labels: str):
+    """The job API's inputs; labels the scheme leaves out are printed with their counts."""
+    from mer_cache.catalogue.labels import UnmappedLabelWarning
+    from mer_cache.pipelines import load_inputs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnmappedLabelWarning)
+        seqs, features = run_guarded(load_inputs, cache, labels=labels)
+    for w in caught:  # others go back to the warnings machinery untouched
+        if w.category is not UnmappedLabelWarning:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for message in dict.fromkeys(str(w.message) for w in caught if w.category is UnmappedLabelWarning):
+        err_console.print(f"[bold yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
+    return seqs, features
+
+
 def train_head_cmd(
     ctx: typer.Context,
     cache: CacheOpt,
@@ -158,9 +174,9 @@ def train_head_cmd(
     config = _config(ctx, preset, values)
     seed_list = _seeds(seeds)
     _warn_leak(config.protocol)
-    from mer_cache.pipelines import SubjectLeakWarning, load_inputs, train_head, train_head_seeds
+    from mer_cache.pipelines import SubjectLeakWarning, train_head, train_head_seeds
 
-    seqs, features = run_guarded(load_inputs, cache, labels=config.labels)
+    seqs, features = _load_inputs(cache, config.labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)  # shown above, and in the notes
         progress = _ProgressBar(bar, config.epochs)
@@ -246,9 +262,9 @@ def sweep_cmd(
                                  "labels": labels, "val_subjects": val_subjects, "patience": patience,
                                  "precision": precision, "device": device})
     _warn_leak(base.protocol)
-    from mer_cache.pipelines import SubjectLeakWarning, load_inputs, run_sweep
+    from mer_cache.pipelines import SubjectLeakWarning, run_sweep
 
-    seqs, features = run_guarded(load_inputs, cache, labels=base.labels)
+    seqs, features = _load_inputs(cache, base.labels)
     with warnings.catch_warnings(), _progress() as bar:
         warnings.simplefilter("ignore", SubjectLeakWarning)
         progress = _ProgressBar(bar, base.epochs)

@@ -36,6 +36,8 @@ class Sequences:
         The cache fingerprint, saved with every run.
     notes : tuple of str
         What loading dropped or changed, for the run report.
+    dropped : dict
+        ``"dataset/label" -> clips`` the label scheme left out (not in the arrays).
     """
 
     embeddings: list[np.ndarray]
@@ -48,6 +50,7 @@ class Sequences:
     scheme: str
     fingerprint: dict | None = None
     notes: tuple[str, ...] = field(default=())
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.embeddings)
@@ -91,8 +94,10 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
                           fingerprint: dict | None = None) -> Sequences:
     """Apply a label scheme to in-memory clips; clips the scheme drops are left out.
 
-    Classes of the scheme that no clip has are left out too (with a note), so folds and
-    metrics only see classes that exist.
+    Every left-out clip is counted per dataset and label in ``Sequences.dropped``, in a note
+    and in an :class:`~mer_cache.catalogue.labels.UnmappedLabelWarning`. Classes of the scheme
+    that no clip has are left out too (with a note), so folds and metrics only see classes
+    that exist.
 
     Raises
     ------
@@ -108,7 +113,7 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
         subjects=tuple(str(subjects[i]) for i in keep),
         datasets=tuple(str(datasets[i]) for i in keep),
         labels=tuple(raw[i] for i in keep), y=lab.y, classes=lab.classes, scheme=scheme,
-        fingerprint=fingerprint, notes=lab.notes,
+        fingerprint=fingerprint, notes=lab.notes, dropped=lab.dropped,
     )
 
 

@@ -30,7 +30,7 @@ import torch
 
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences
-from mer_cache.heads.training import HeadConfig
+from mer_cache.heads.config import HeadConfig
 from mer_cache.protocol.metrics import summarize
 
 # what must match for a resume; fold_features: the fine-tuning run's folds and checkpoints

@@ -76,7 +76,8 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
         " (each clip's first frame is subtracted from its frames)" if reference == "first" else
         " (raw embeddings)"))
     folds = make_folds(seqs.y, seqs.groups, protocol=config.protocol, folds=config.folds,
-                       seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects)
+                       seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects,
+                       datasets=np.asarray(seqs.datasets))
     if fold_features is not None:
         # Exp-I: fold k's trunk never saw fold k's test subjects; refuse before any training
         fold_features.check(folds, seqs)

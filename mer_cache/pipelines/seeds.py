@@ -18,7 +18,7 @@ import numpy as np
 
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences
-from mer_cache.heads.training import HeadConfig
+from mer_cache.heads.config import HeadConfig
 from mer_cache.pipelines.fold_features import FoldFeatures
 from mer_cache.pipelines.head_runs import RunResult, write_atomic
 from mer_cache.pipelines.head_training import train_head

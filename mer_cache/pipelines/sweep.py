@@ -28,7 +28,7 @@ import numpy as np
 
 from mer_cache.errors import ConfigError, ProtocolError
 from mer_cache.heads.data import Sequences
-from mer_cache.heads.training import HeadConfig
+from mer_cache.heads.config import HeadConfig
 from mer_cache.heads.windows import check_window
 from mer_cache.pipelines.fold_features import FoldFeatures
 from mer_cache.pipelines.head_runs import write_atomic
@@ -137,7 +137,7 @@ def run_sweep(seqs: Sequences, grid: Mapping[str, Sequence], *, base: HeadConfig
         results[name] = train_head(seqs, config, out=None if out is None else out / name,
                                    progress=progress, fold_features=fold_features, source=source)
     folds = make_folds(seqs.y, seqs.groups, protocol=base.protocol, folds=base.folds,
-                       seed=base.seed, classes=seqs.classes)
+                       seed=base.seed, classes=seqs.classes, datasets=np.asarray(seqs.datasets))
     choices = []
     for fold in folds:
         positions = selection_positions(fold)

@@ -3,6 +3,8 @@
 - ``subject-kfold``: StratifiedGroupKFold on subjects, shuffled with the seed. Bai & Goecke
   as written ("shuffle and distribution conducted on the subject level", 5 folds).
 - ``loso``: leave one subject out, the MEGC standard; ``folds`` is ignored.
+- ``lodo``: leave one dataset out (:mod:`mer_cache.protocol.lodo`), train on the other
+  datasets and test on one; ``folds`` is ignored.
 - ``clip-kfold``: random clip folds (KFold, shuffled with the seed), what the paper's public
   code does (``train_test_split(..., random_state=42)`` over clips). The same subject lands in
   train and test, so scores are optimistic: a :class:`SubjectLeakWarning` says so.
@@ -20,6 +22,7 @@ import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedGroupKFold
 
 from mer_cache.errors import ProtocolError
+from mer_cache.protocol.lodo import leave_one_dataset_out
 from mer_cache.protocol.names import PROTOCOLS, Protocol
 
 
@@ -47,7 +50,8 @@ class Fold:
 
 
 def make_folds(y: np.ndarray, groups: np.ndarray, *, protocol: Protocol, folds: int, seed: int,
-               classes: tuple[str, ...], val_subjects: int = 0) -> list[Fold]:
+               classes: tuple[str, ...], val_subjects: int = 0,
+               datasets: np.ndarray | None = None) -> list[Fold]:
     """Split clips into folds and check them.
 
     Parameters
@@ -64,6 +68,8 @@ def make_folds(y: np.ndarray, groups: np.ndarray, *, protocol: Protocol, folds: 
         Class names, for messages.
     val_subjects : int
         Training subjects per fold held out for early stopping (0: none).
+    datasets : ndarray of str, optional
+        Dataset of each clip; ``lodo`` needs it.
 
     Raises
     ------
@@ -72,6 +78,15 @@ def make_folds(y: np.ndarray, groups: np.ndarray, *, protocol: Protocol, folds: 
         subject, or if a class is absent from a fold's training part.
     """
     y, groups = np.asarray(y), np.asarray(groups)
+    if protocol == "lodo":
+        if datasets is None:
+            raise ProtocolError("lodo needs the dataset of every clip; pass datasets=.")
+        made = leave_one_dataset_out(datasets, groups, val_subjects=val_subjects, seed=seed, y=y,
+                                     classes=classes)
+        for f in made:
+            _check_classes(y, groups, f.train, f.test, classes=classes, fold=f.index,
+                           part="validation-reduced training" if len(f.val) else "training")
+        return [Fold(index=f.index, train=f.train, test=f.test, val=f.val) for f in made]
     n_subjects = len(np.unique(groups))
     idx = np.arange(len(y))
     if protocol == "subject-kfold":

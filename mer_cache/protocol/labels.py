@@ -12,7 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mer_cache.catalogue.labels import get_scheme
+import warnings
+
+from mer_cache.catalogue.labels import UnmappedLabelWarning, apply_scheme, get_scheme
 from mer_cache.errors import LabelError
 
 
@@ -30,12 +32,15 @@ class LabelledClips:
         The scheme's classes that at least one kept clip has, in the scheme's order.
     notes : tuple of str
         What was dropped, counted, for the run report.
+    dropped : dict
+        ``"dataset/label" -> clips`` the scheme left out (nothing is dropped uncounted).
     """
 
     keep: np.ndarray
     y: np.ndarray
     classes: tuple[str, ...]
     notes: tuple[str, ...]
+    dropped: dict
 
 
 def label_clips(datasets: Sequence[str], labels: Sequence[str], *, scheme: str) -> LabelledClips:
@@ -51,7 +56,8 @@ def label_clips(datasets: Sequence[str], labels: Sequence[str], *, scheme: str) 
     """
     raw = [str(x) for x in labels]
     sch = get_scheme(scheme, raw)
-    mapped = [sch.map(d, r) for d, r in zip(datasets, raw)]
+    result = apply_scheme(sch, [str(d) for d in datasets], raw)
+    mapped = result.mapped
     keep = [i for i, m in enumerate(mapped) if m is not None]
     seen = ", ".join(sorted(set(raw))[:20])
     if not keep:
@@ -61,14 +67,9 @@ def label_clips(datasets: Sequence[str], labels: Sequence[str], *, scheme: str) 
             f"(e.g. smic4 for SMIC, megc3 for the composite, emotion for the raw labels)."
         )
     notes = []
-    if len(keep) < len(raw):
-        counts: dict[str, int] = {}
-        for i, m in enumerate(mapped):
-            if m is None:
-                counts[raw[i]] = counts.get(raw[i], 0) + 1
-        listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        notes.append(f"label scheme '{scheme}' left out {len(raw) - len(keep)} of {len(raw)} "
-                     f"clips (labels: {listed})")
+    if result.unmapped:  # every label the scheme does not map, counted, in the report
+        notes.append(result.summary(scheme))
+        warnings.warn(result.summary(scheme), UnmappedLabelWarning, stacklevel=2)
     present = [c for c in sch.classes if c in {mapped[i] for i in keep}]
     if len(present) < len(sch.classes):
         missing = [c for c in sch.classes if c not in present]
@@ -79,4 +80,5 @@ def label_clips(datasets: Sequence[str], labels: Sequence[str], *, scheme: str) 
                          f"scheme made for this data with --labels.")
     return LabelledClips(keep=np.asarray(keep, dtype=np.int64),
                          y=np.array([present.index(mapped[i]) for i in keep], dtype=np.int64),
-                         classes=tuple(present), notes=tuple(notes))
+                         classes=tuple(present), notes=tuple(notes),
+                         dropped={f"{d}/{lab}": n for (d, lab), n in sorted(result.unmapped.items())})

@@ -4,5 +4,5 @@ from __future__ import annotations
 
 from typing import Literal
 
-Protocol = Literal["subject-kfold", "loso", "clip-kfold"]
-PROTOCOLS: tuple[str, ...] = ("subject-kfold", "loso", "clip-kfold")
+Protocol = Literal["subject-kfold", "loso", "clip-kfold", "lodo"]
+PROTOCOLS: tuple[str, ...] = ("subject-kfold", "loso", "clip-kfold", "lodo")

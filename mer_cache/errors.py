@@ -93,4 +93,6 @@ def os_error_message(exc: OSError, *, doing: str | None = None, path: object = N
         head += f" ({where}"
         head += f" -> {exc.filename2})" if getattr(exc, "filename2", None) else ")"
     advice = _OS_ADVICE.get(code, "Check the path and the disk, then rerun the same command.")
+    if code == errno.EEXIST and exc.filename and os.path.isfile(exc.filename):
+        advice = "That path is a file, not a folder, where a folder is needed. Choose another path."
     return f"{head}. {advice}"

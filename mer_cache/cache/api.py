@@ -201,8 +201,9 @@ def verify_cache(path: Path | str, *, mark_damaged: bool = True) -> list[str]:
                         f"{', '.join(bad)}")
         if mark_damaged:
             ids = {c.clip_id: c.index for c in cache.clips}
-            store.set_pending(cache._root, [ids[b] for b in bad])
-            store.write_summary(cache._root, cache._attrs, None)
+            root, attrs = store.open_group(cache.path, mode="r+")
+            store.set_pending(root, [ids[b] for b in bad])
+            store.write_summary(root, attrs, None)
             problems.append(f"Marked these {len(bad)} clip(s) not done. Rerun the same "
                             "`mer-cache extract` command to recompute them (other clips are kept).")
         status = store.read_status(cache._root)

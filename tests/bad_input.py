@@ -144,7 +144,7 @@ def fail_writes(ws: Workspace, under: Path, err: int, *, after: int = 0) -> None
     """Make creating files or folders under ``under`` raise OSError(``err``), after ``after`` successes.
 
     Covers what the tool writes with: ``open``/``Path.open`` in a writing mode, ``os.mkdir``
-    (``Path.mkdir``, ``os.makedirs``), and ``h5py.File``. A folder that exists is reported as
+    (``Path.mkdir``, ``os.makedirs``), ``os.unlink``/``os.remove`` and ``h5py.File``. A folder that exists is reported as
     existing first, as a real file system does.
     """
     root = os.path.abspath(under)
@@ -162,7 +162,7 @@ def fail_writes(ws: Workspace, under: Path, err: int, *, after: int = 0) -> None
     def error(path) -> OSError:
         return OSError(err, os.strerror(err), os.fspath(path))
 
-    real_open, real_mkdir, real_h5 = builtins.open, os.mkdir, h5py.File
+    real_open, real_mkdir, real_h5, real_unlink = builtins.open, os.mkdir, h5py.File, os.unlink
 
     def fake_open(file, mode="r", *args, **kwargs):
         if any(c in mode for c in "wax+") and hit(file):
@@ -179,6 +179,13 @@ def fail_writes(ws: Workspace, under: Path, err: int, *, after: int = 0) -> None
             raise error(name)
         return real_h5(name, mode, *args, **kwargs)
 
+    def fake_unlink(path, *args, **kwargs):
+        if os.path.exists(path) and hit(path):
+            raise error(path)
+        return real_unlink(path, *args, **kwargs)
+
+    ws.faults.setattr(os, "unlink", fake_unlink)
+    ws.faults.setattr(os, "remove", fake_unlink)
     ws.faults.setattr(builtins, "open", fake_open)
     ws.faults.setattr(io, "open", fake_open)
     ws.faults.setattr(os, "mkdir", fake_mkdir)

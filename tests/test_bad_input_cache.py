@@ -84,6 +84,16 @@ def pending_clip(w) -> Path:
     return cache
 
 
+def unfinalized(w) -> Path:
+    return edit_meta(w, lambda a: a["mer_cache"].update(finalized=False, summary=None))
+
+
+def truncated_vector_chunk(w, array: str, i: int) -> Path:
+    cache = unfinalized(w)
+    (cache / array / "c" / str(i)).write_bytes(b"")
+    return cache
+
+
 def set_attr(key, value):
     return lambda a: a["mer_cache"].__setitem__(key, value)
 
@@ -237,6 +247,16 @@ CASES = [
          "Cache complete: True", unchanged=False, check=repaired),
     Case("flipped-bytes-extract-recomputes", lambda w: extract(w, flipped(w), w.shared["frames"]), 0,
          "Cache complete: True", unchanged=False, check=only_clip000_recomputed),
+    Case("truncated-status-chunk-verify", lambda w: [*VERIFY, truncated_vector_chunk(w, "status", 3)], 1,
+         "incomplete: 7 of 8 clips done"),
+    Case("truncated-status-chunk-extract-recomputes", lambda w: extract(w, truncated_vector_chunk(w, "status", 3), w.shared["frames"]),
+         0, ("written now │ 1 │", "Cache complete: True"), unchanged=False, check=repaired),
+    Case("truncated-checksum-chunk-train-head", lambda w: train(truncated_vector_chunk(w, "checksums", 2), w), 2,
+         ("stored embeddings of 1 clip(s)", "no longer match the checksums")),
+    Case("truncated-checksum-chunk-extract-recomputes", lambda w: extract(w, truncated_vector_chunk(w, "checksums", 2), w.shared["frames"]),
+         0, "written now │ 1 │", unchanged=False, check=repaired),
+    Case("flipped-bytes-verify-read-only-copy", lambda w: (lambda c: (fail_writes(w, c, errno.EROFS), [*VERIFY, c])[1])(flipped(w)), 1,
+         ("no longer match the checksums", "Could not mark them not done", "Read-only file system")),
     Case("pending-clip-verify", lambda w: [*VERIFY, pending_clip(w)], 1, "incomplete: 7 of 8 clips done"),
     Case("pending-clip-train-head", lambda w: train(pending_clip(w), w), 2, "incomplete: 7 of 8 clips done"),
     # damaged zarr.json: the file is named

@@ -151,7 +151,7 @@ def damaged_clips(clips: list[CachedClip], flat: np.ndarray, checksums: np.ndarr
         if want == store.NO_CHECKSUM:
             if not np.isfinite(rows).all():  # no checksum (old cache): a missing chunk is NaN
                 bad.append(c.clip_id)
-        elif store.rows_checksum(rows) != want:
+        elif want == store.LOST_CHECKSUM or store.rows_checksum(rows) != want:
             bad.append(c.clip_id)
     return bad
 
@@ -201,11 +201,16 @@ def verify_cache(path: Path | str, *, mark_damaged: bool = True) -> list[str]:
                         f"{', '.join(bad)}")
         if mark_damaged:
             ids = {c.clip_id: c.index for c in cache.clips}
-            root, attrs = store.open_group(cache.path, mode="r+")
-            store.set_pending(root, [ids[b] for b in bad])
-            store.write_summary(root, attrs, None)
-            problems.append(f"Marked these {len(bad)} clip(s) not done. Rerun the same "
-                            "`mer-cache extract` command to recompute them (other clips are kept).")
+            try:
+                root, attrs = store.open_group(cache.path, mode="r+")
+                store.set_pending(root, [ids[b] for b in bad])
+                store.write_summary(root, attrs, None)
+                problems.append(f"Marked these {len(bad)} clip(s) not done. Rerun the same "
+                                "`mer-cache extract` command to recompute them (other clips are kept).")
+            except OSError as exc:  # a read-only copy: report, the next extract finds them too
+                problems.append("Could not mark them not done: " + os_error_message(exc) + " Rerun "
+                                "the same `mer-cache extract` command on a writable copy: it "
+                                "recomputes them.")
         status = store.read_status(cache._root)
     summary = cache.summary()
     if not summary.complete:

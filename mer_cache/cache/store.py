@@ -53,6 +53,7 @@ import zarr
 from mer_cache.errors import CacheError
 
 NO_CHECKSUM = -1  # fill value of `checksums`: no CRC recorded (old cache, or not written)
+LOST_CHECKSUM = -2  # a checksum chunk file of the wrong size: the clip cannot be trusted
 # zarr's own temp files carry no owner; one this old belongs to no live writer
 STALE_PARTIAL_S = 600.0
 _REQUIRED_ATTRS = {"layout_version": int, "fingerprint": dict, "chunk_rows": int,
@@ -246,12 +247,47 @@ def read_units(attrs: dict) -> np.ndarray:
 
 
 def read_status(root: zarr.Group) -> np.ndarray:
-    return root["status"][:]
+    """Per-clip status; a status chunk file of the wrong size reads as PENDING (redone)."""
+    return _read_vector(root["status"], damaged=PENDING)
 
 
 def read_errors(root: zarr.Group, indices: list[int]) -> dict[int, str]:
     arr = root["errors"]
-    return {i: str(arr[i]) for i in indices}
+    out = {}
+    for i in indices:
+        try:
+            out[i] = str(arr[i])
+        except Exception:  # noqa: BLE001 - a damaged chunk of a message must not hide the rest
+            out[i] = "(the recorded reason is unreadable)"
+    return out
+
+
+def _read_vector(arr: zarr.Array, *, damaged) -> np.ndarray:
+    """A 1-D array of one-element chunks; chunk files of the wrong size read as ``damaged``.
+
+    Zarr itself fails on such a file (a traceback); reading the files directly also saves
+    Zarr's per-chunk overhead for a cache of thousands of clips.
+    """
+    base = _local_chunk_dir(arr)
+    if base is None or arr.chunks != (1,):
+        try:
+            return arr[:]
+        except Exception as exc:  # noqa: BLE001 - zarr raises many types for a damaged chunk
+            raise CacheError(f"The array {arr.path} of the cache {getattr(arr.store, 'root', '')} "
+                             f"cannot be read ({type(exc).__name__}: {exc}). Extract again into a "
+                             "new --out.") from None
+    dtype = np.dtype(arr.dtype)
+    out = np.full(arr.shape, arr.metadata.fill_value, dtype=dtype)
+    for i in range(arr.shape[0]):
+        try:
+            data = (base / str(i)).read_bytes()
+        except FileNotFoundError:
+            continue  # never written: the fill value
+        if len(data) == dtype.itemsize:
+            out[i] = np.frombuffer(data, dtype)[0]
+        else:
+            out[i] = damaged
+    return out
 
 
 def rows_checksum(rows: np.ndarray) -> int:
@@ -289,7 +325,7 @@ def read_checksums(root: zarr.Group, attrs: dict) -> np.ndarray | None:
         return np.asarray(attrs["clips"]["crc32"], dtype=np.int64)
     if "checksums" not in root:
         return None  # a cache written before checksums existed
-    return root["checksums"][:]
+    return _read_vector(root["checksums"], damaged=LOST_CHECKSUM)
 
 
 def set_pending(root: zarr.Group, indices: list[int]) -> None:

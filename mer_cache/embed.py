@@ -7,6 +7,7 @@ small, direct one behind ``mer-cache embed``: decode -> resize (``stretch`` or
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -79,4 +80,19 @@ def embed_images(
             out[start:start + len(chunk)] = emb.float().cpu().numpy()
             if progress is not None:
                 progress(start + len(chunk), len(paths))
+    return out
+
+
+def save_npy(out: Path | str, emb: np.ndarray) -> Path:
+    """Write ``emb`` to exactly ``out`` (``np.save`` would append ``.npy`` to a bare name),
+    through a temp file renamed into place, so a full disk never leaves half a file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, emb)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

@@ -39,17 +39,43 @@ def resize_image(img: Image.Image, pre: Preprocessing) -> Image.Image:
     return TF.center_crop(img, [h, w])
 
 
+# Pillow opens 16-bit grayscale PNG/TIFF as "I;16*"; its convert("L") clips every value
+# above 255 to 255, so a whole clip would read as identical white frames.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+# 32-bit integer and float images carry no fixed range to scale from.
+_NO_RANGE = {"I": "32-bit integer", "F": "32-bit float"}
+
+
+def to_8bit(img: Image.Image, path: Path) -> Image.Image:
+    """16-bit grayscale scaled to 8 bit (v / 257, rounded); other modes unchanged.
+
+    Raises
+    ------
+    FrameDecodeError
+        For 32-bit integer or float images, whose value range is unknown.
+    """
+    if img.mode in _SIXTEEN_BIT:
+        arr = np.asarray(img).astype(np.uint32)  # (H, W) 0..65535
+        return Image.fromarray(((arr + 128) // 257).astype(np.uint8), "L")
+    if img.mode in _NO_RANGE:
+        raise FrameDecodeError(
+            f"Frame {path} is a {_NO_RANGE[img.mode]} image (Pillow mode {img.mode}), whose value "
+            "range is unknown, so it cannot be brought to 8 bit faithfully. Convert the frames "
+            "to 8-bit (or 16-bit) PNG/JPEG, then rerun.")
+    return img
+
+
 def load_frame(path: Path, pre: Preprocessing) -> np.ndarray:
     """Read one image file -> ``uint8`` array ``(C, H, W)`` (RGB, or 1 channel for gray).
 
     Raises
     ------
     FrameDecodeError
-        When the file is missing, truncated or not an image.
+        When the file is missing, truncated, not an image, or a 32-bit image.
     """
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if pre.channels == "gray" else "RGB")
+            img = to_8bit(img, path).convert("L" if pre.channels == "gray" else "RGB")
             img = resize_image(img, pre)
             arr = np.array(img, dtype=np.uint8)  # writable: torch.from_numpy needs it
     except (OSError, UnidentifiedImageError, ValueError) as exc:

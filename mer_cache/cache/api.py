@@ -6,6 +6,11 @@ to know the Zarr layout, which lives in :mod:`mer_cache.cache.store` alone.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +21,7 @@ from mer_cache.cache import store
 from mer_cache.cache.fingerprint import diff_fingerprints
 from mer_cache.cache.store import DONE, FAILED, CachedClip
 from mer_cache.catalogue.clip import Clip
-from mer_cache.errors import CacheError
+from mer_cache.errors import CacheError, os_error_message
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,34 @@ class EmbeddingCache:
         )
 
     def load_all(self, dtype=np.float32) -> list[np.ndarray]:
-        """Every clip's ``(T, D)`` embeddings, in cache order, from one read of the array."""
-        flat = store.read_embeddings(self._root, dtype)  # (total_rows, D)
+        """Every clip's ``(T, D)`` embeddings, in cache order, from one read of the array.
+
+        Raises
+        ------
+        CacheError
+            When a done clip's rows no longer match the checksum written with them.
+        """
+        flat = store.read_embeddings(self._root)  # (total_rows, D), storage dtype
+        bad = damaged_clips(self.clips, flat, self._checksums(), self._done())
+        if bad:
+            raise CacheError(_damaged_message(self.path, bad))
+        flat = flat.astype(dtype, copy=False)
         return [flat[c.row_start:c.row_start + c.n_frames] for c in self.clips]
 
     def load_clip(self, index: int, dtype=np.float32) -> np.ndarray:
         c = self.clips[index]
-        rows = self._root["embeddings"][c.row_start:c.row_start + c.n_frames]
+        rows = store.read_embeddings(self._root)[c.row_start:c.row_start + c.n_frames]
+        if damaged_clips([c], rows, self._checksums(), self._done(), offset=c.row_start):
+            raise CacheError(_damaged_message(self.path, [c.clip_id]))
         return rows.astype(dtype, copy=False)
+
+    def _checksums(self) -> np.ndarray | None:
+        return store.read_checksums(self._root, self._attrs)
+
+    def _done(self) -> np.ndarray:
+        if self._attrs.get("finalized"):
+            return np.ones(len(self.clips), bool)
+        return store.read_status(self._root) == DONE
 
     def info(self) -> dict:
         """What `mer-cache cache info` prints."""
@@ -111,6 +136,34 @@ def open_cache(path: Path | str, *, require_complete: bool = True) -> EmbeddingC
     return EmbeddingCache(Path(path), require_complete=require_complete)
 
 
+def damaged_clips(clips: list[CachedClip], flat: np.ndarray, checksums: np.ndarray | None,
+                  done: np.ndarray, *, offset: int = 0) -> list[str]:
+    """Ids of done clips whose stored rows do not match their CRC-32 (or, without one, hold NaN).
+
+    ``flat`` holds rows ``offset..`` of the embeddings array in the storage dtype.
+    """
+    bad = []
+    for c in clips:
+        if not done[c.index]:
+            continue
+        rows = flat[c.row_start - offset:c.row_start - offset + c.n_frames]
+        want = int(checksums[c.index]) if checksums is not None else store.NO_CHECKSUM
+        if want == store.NO_CHECKSUM:
+            if not np.isfinite(rows).all():  # no checksum (old cache): a missing chunk is NaN
+                bad.append(c.clip_id)
+        elif want == store.LOST_CHECKSUM or store.rows_checksum(rows) != want:
+            bad.append(c.clip_id)
+    return bad
+
+
+def _damaged_message(path: Path, bad: list[str]) -> str:
+    shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+    return (f"The cache {path} is damaged: the stored embeddings of {len(bad)} clip(s) ({shown}) "
+            "no longer match the checksums written with them (a chunk file was deleted, cut "
+            "short or changed on disk). Run `mer-cache cache verify` on it to mark them not done, "
+            "then rerun the same `mer-cache extract` command: it recomputes only those clips.")
+
+
 def _incomplete_message(path: Path, s: CacheSummary) -> str:
     pending = s.n_clips - s.n_done - s.n_failed
     msg = (f"The cache {path} is incomplete: {s.n_done} of {s.n_clips} clips done, "
@@ -121,18 +174,47 @@ def _incomplete_message(path: Path, s: CacheSummary) -> str:
     return msg + " Rerun the same `mer-cache extract` command to finish it (done clips are kept)."
 
 
-def verify_cache(path: Path | str) -> list[str]:
-    """Check every clip is done and its rows finite and correctly shaped; list problems."""
+def verify_cache(path: Path | str, *, mark_damaged: bool = True) -> list[str]:
+    """Check every clip is done, and its rows intact, finite and correctly shaped; list problems.
+
+    Clips whose rows fail the check (a missing or short chunk file, changed bytes) are
+    named and, with ``mark_damaged``, marked not done, so the cache reads as incomplete and
+    rerunning the same extraction recomputes them.
+    """
     cache = open_cache(path, require_complete=False)
     problems: list[str] = []
-    summary = cache.summary()
-    if not summary.complete:
-        problems.append(_incomplete_message(cache.path, summary))
     emb = cache._root["embeddings"]
     if emb.shape[1] != cache.dim:
         problems.append(f"embeddings have {emb.shape[1]} columns but the fingerprint says {cache.dim}")
     flat = store.read_embeddings(cache._root)
     status = store.read_status(cache._root)
+    chunk_rows = cache._attrs["chunk_rows"]
+    done = status == DONE
+    for k, why in store.damaged_chunks(cache._root).items():
+        held = [c.clip_id for c in cache.clips if done[c.index]
+                and c.row_start < (k + 1) * chunk_rows and c.row_start + c.n_frames > k * chunk_rows]
+        if held:
+            problems.append(f"{why}; it held the done clips {', '.join(held)}")
+    bad = damaged_clips(cache.clips, flat, cache._checksums(), done)
+    if bad:
+        problems.append(f"{len(bad)} clip(s) no longer match the checksums written with them: "
+                        f"{', '.join(bad)}")
+        if mark_damaged:
+            ids = {c.clip_id: c.index for c in cache.clips}
+            try:
+                root, attrs = store.open_group(cache.path, mode="r+")
+                store.set_pending(root, [ids[b] for b in bad])
+                store.write_summary(root, attrs, None)
+                problems.append(f"Marked these {len(bad)} clip(s) not done. Rerun the same "
+                                "`mer-cache extract` command to recompute them (other clips are kept).")
+            except OSError as exc:  # a read-only copy: report, the next extract finds them too
+                problems.append("Could not mark them not done: " + os_error_message(exc) + " Rerun "
+                                "the same `mer-cache extract` command on a writable copy: it "
+                                "recomputes them.")
+        status = store.read_status(cache._root)
+    summary = cache.summary()
+    if not summary.complete:
+        problems.insert(0, _incomplete_message(cache.path, summary))
     for c in cache.clips:
         if status[c.index] != DONE:
             continue
@@ -182,7 +264,8 @@ class CacheWriter:
         """Record the summary in the root attributes and consolidate metadata (rank 0)."""
         cache = open_cache(self.path, require_complete=False)
         summary = cache.summary()
-        store.write_summary(self._root, self._attrs, summary.to_dict())
+        checksums = store.read_checksums(self._root, dict(self._attrs, finalized=False))
+        store.write_summary(self._root, self._attrs, summary.to_dict(), checksums)
         store.consolidate(self.path)
         return summary
 
@@ -200,29 +283,75 @@ def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
                   chunk_bytes: int = store.DEFAULT_CHUNK_BYTES) -> str:
     """Create the cache, or check that the existing one is for the same run (rank 0).
 
+    A new cache is built in a hidden sibling folder and renamed into place, so a failed
+    creation (a full disk) leaves nothing behind, and of two processes creating the same
+    cache one wins and the other resumes it. Resuming removes stale temp files and marks
+    done clips whose rows are damaged as not done, so they are recomputed.
+
     Returns "created" or "resumed". Raises CacheError naming every identity field that
-    differs when ``path`` holds a cache made with another fingerprint.
+    differs when ``path`` holds a cache made with another fingerprint, and when ``path``
+    is a file or a folder of other files.
     """
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        _, attrs = store.open_group(path)
-        identity, provenance = diff_fingerprints(attrs["fingerprint"], fingerprint)
-        if identity:
-            raise CacheError(
-                f"{path} already holds a cache made with a different fingerprint: "
-                + "; ".join(identity)
-                + ". Use another --out folder, or delete this one to start over."
-            )
-        if provenance:
-            import warnings
-
-            warnings.warn(f"Resuming {path} with other versions ({'; '.join(provenance)}).",
-                          stacklevel=2)
-        store.clean_partial_files(path)
-        root, attrs = store.open_group(path, mode="r+")
-        store.write_summary(root, attrs, None)  # readers must not trust an old summary now
-        return "resumed"
-    store.create_store(path, fingerprint=fingerprint, table=table_from_clips(clips),
-                       dim=int(fingerprint["dim"]), dtype=fingerprint["dtype"],
-                       chunk_bytes=chunk_bytes)
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"--out {path} is an existing file. extract writes a cache folder "
+                         "(name it e.g. cache.zarr): choose a path that does not exist yet.")
+    if path.is_dir() and any(path.iterdir()):
+        return _resume(path, fingerprint, clips)
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.create_store(tmp, fingerprint=fingerprint, table=table_from_clips(clips),
+                           dim=int(fingerprint["dim"]), dtype=fingerprint["dtype"],
+                           chunk_bytes=chunk_bytes)
+        os.rename(tmp, path)  # replaces a missing or empty folder, never a filled one
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and store.is_cache_folder(path):
+            return _resume(path, fingerprint, clips)  # another process created it first
+        raise CacheError(os_error_message(exc, doing=f"creating the cache {path}")) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return "created"
+
+
+def _resume(path: Path, fingerprint: dict, clips: list[Clip]) -> str:
+    if not store.is_cache_folder(path):
+        inside = any(_is_within(c.source, path) for c in clips[:50])
+        raise CacheError(
+            f"--out {path} is a folder that already holds other files and no cache"
+            + (" (it holds the dataset's own frames)" if inside else "")
+            + ". extract writes a new cache into a missing or empty folder, or resumes one it "
+            "wrote: choose another --out, e.g. a new cache.zarr next to the dataset.")
+    _, attrs = store.open_group(path)
+    identity, provenance = diff_fingerprints(attrs["fingerprint"], fingerprint)
+    if identity:
+        raise CacheError(
+            f"{path} already holds a cache made with a different fingerprint: "
+            + "; ".join(identity)
+            + ". Use another --out folder, or delete this one to start over."
+        )
+    if provenance:
+        warnings.warn(f"Resuming {path} with other versions ({'; '.join(provenance)}).",
+                      stacklevel=3)
+    store.clean_partial_files(path)
+    root, attrs = store.open_group(path, mode="r+")
+    store.write_summary(root, attrs, None)  # readers must not trust an old summary now
+    cache = open_cache(path, require_complete=False)
+    done = store.read_status(root) == DONE
+    bad = damaged_clips(cache.clips, store.read_embeddings(root), cache._checksums(), done)
+    if bad:
+        ids = {c.clip_id: c.index for c in cache.clips}
+        store.set_pending(root, [ids[b] for b in bad])
+        warnings.warn(f"{len(bad)} clip(s) of {path} were damaged on disk (rows no longer match "
+                      f"their checksums: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); "
+                      "they are recomputed now.", stacklevel=3)
+    return "resumed"
+
+
+def _is_within(p: Path, folder: Path) -> bool:
+    try:
+        return Path(p).resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False

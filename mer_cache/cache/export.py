@@ -14,22 +14,45 @@ reversed, so ``embeddings`` reads there as D x total_rows)::
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from mer_cache.cache.api import open_cache
+from mer_cache.errors import CacheError
 
 
 def export_h5(cache_path: Path | str, out: Path | str, *, dtype: str = "float32") -> Path:
-    """Write the whole (complete) cache to ``out`` as HDF5; returns ``out``."""
-    cache = open_cache(cache_path)
+    """Write the whole (complete) cache to ``out`` as HDF5; returns ``out``.
+
+    The file is written under a temp name and renamed into place; on any failure (a full
+    or read-only disk) the temp file is removed, so nothing half-written is left.
+
+    Raises
+    ------
+    CacheError
+        When the cache is incomplete or damaged, or ``out`` is an existing folder.
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise CacheError(f"The export target {out} is an existing folder. Pass the .h5 file to "
+                         f"write, e.g. {out / 'embeddings.h5'}.")
+    cache = open_cache(cache_path)
     seqs = cache.load_all(dtype=np.dtype(dtype))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        _write_h5(tmp, cache, seqs, dtype)
+        tmp.replace(out)  # a half-written export never looks finished
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _write_h5(tmp: Path, cache, seqs: list[np.ndarray], dtype: str) -> None:
     row_start = np.cumsum([0] + [len(s) for s in seqs[:-1]]).astype(np.int64)
-    tmp = out.with_suffix(out.suffix + ".partial")
     with h5py.File(tmp, "w") as f:
         f.attrs["fingerprint"] = json.dumps(cache.fingerprint, sort_keys=True)
         f.attrs["format"] = "mer-cache embeddings v1"
@@ -42,5 +65,3 @@ def export_h5(cache_path: Path | str, out: Path | str, *, dtype: str = "float32"
         text = h5py.string_dtype("utf-8")
         for name in ("clip_id", "dataset", "subject", "label"):
             g.create_dataset(name, data=[getattr(c, name) for c in cache.clips], dtype=text)
-    tmp.replace(out)  # a half-written export never looks finished
-    return out

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from mer_cache.catalogue.clip import Clip, frame_number, list_frames
+from mer_cache.catalogue.clip import Clip, duplicate_frames, duplicates_message, frame_number, list_frames
 from mer_cache.catalogue.problems import (
-    APEX_RANGE, FRAME_NOT_FOUND, MISSING_FOLDER, NO_FRAMES, UNANNOTATED_FOLDER, UNKNOWN_LABEL,
+    APEX_RANGE, DUPLICATE_FRAMES, FRAME_NOT_FOUND, MISSING_FOLDER, NO_FRAMES, UNANNOTATED_FOLDER, UNKNOWN_LABEL,
     ProblemLog,
 )
 from mer_cache.errors import ConfigError, DatasetError
@@ -143,6 +143,10 @@ def clip_from_folder(
                        f"{context} ({clip_id}): the clip folder holds no image "
                        "(.bmp/.jpg/.png/.tif); copy its frames back or remove the folder.",
                        clip_id=clip_id)
+        return None
+    if groups := duplicate_frames(paths):
+        problems.fatal(DUPLICATE_FRAMES, folder, f"{context} ({clip_id}): "
+                       + duplicates_message(folder, groups), clip_id=clip_id)
         return None
     if frames == "onset-offset":
         if onset is None or offset is None:

@@ -60,7 +60,7 @@ def load_casme2(
     check_choice(frames, ("all", "onset-offset"), option="frames", dataset="casme2")
     cropped = as_bool(cropped, option="cropped", dataset="casme2")
     xlsx = find_annotation(root, patterns=("CASME2-coding*.xlsx", "*CASME2*.xlsx", "*coding*.xlsx"),
-                           dataset="CASME II", given=annotation)
+                           dataset="CASME II", given=annotation, problems=problems)
     rows = read_annotation(xlsx, columns=COLUMNS, optional=OPTIONAL, problems=problems)
     subjects = ["sub" + normalise_subject(r["subject"], width=2) for r in rows]
     names = ("Cropped", "CASME2_Cropped", "cropped") if cropped else (

@@ -57,7 +57,7 @@ def load_casme3(
     check_choice(frames, ("all", "onset-offset"), option="frames", dataset="casme3")
     xlsx = find_annotation(root, patterns=("*part_A*.xlsx", "*part_a*.xlsx", "*cas(me)*.xlsx",
                                            "*CAS(ME)*.xlsx", "*casme3*.xlsx", "*CASME3*.xlsx"),
-                           dataset="CAS(ME)^3 part A", given=annotation)
+                           dataset="CAS(ME)^3 part A", given=annotation, problems=problems)
     rows = read_annotation(xlsx, columns=COLUMNS, optional=OPTIONAL, problems=problems)
     subjects = [normalise_subject(r["subject"], width=0) for r in rows]
     candidates = [root / "part_A" / "data" / "part_A", root / "data" / "part_A", root / "part_A",

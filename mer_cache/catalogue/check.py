@@ -17,7 +17,7 @@ from PIL import Image
 from mer_cache.catalogue.clip import Clip
 from mer_cache.catalogue.problems import LAYOUT, UNREADABLE, Problem
 from mer_cache.catalogue.registry import get_loader, scan_dataset
-from mer_cache.errors import DatasetError, LabelError
+from mer_cache.errors import DatasetError, LabelError, os_error_message
 
 Progress = Callable[[int, int], None]
 
@@ -53,6 +53,11 @@ class CheckReport:
         return [p for p in self.problems if p.severity == "warning"]
 
     @property
+    def notes(self) -> list[Problem]:
+        """Information entries (which annotation file was read)."""
+        return [p for p in self.problems if p.severity == "info"]
+
+    @property
     def ok(self) -> bool:
         """True when nothing is fatal (warnings allowed)."""
         return not self.fatal
@@ -77,6 +82,9 @@ def _image_problem(path: Path) -> str | None:
             img.verify()  # structure and checksums
         with Image.open(path) as img:
             img.load()  # a full decode catches truncated JPEG/BMP data that verify lets through
+            if img.mode in ("I", "F"):  # 16-bit "I;16" is scaled to 8 bit; these cannot be
+                return (f"a 32-bit {'float' if img.mode == 'F' else 'integer'} image (mode "
+                        f"{img.mode}) with no known value range; convert it to 8 or 16 bit")
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files; all mean "unreadable"
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -148,7 +156,16 @@ def check_dataset(
         clips, problems = scan_dataset(dataset, root, **options)
     except (DatasetError, LabelError) as exc:
         return CheckReport(dataset, Path(root), [], [Problem("fatal", LAYOUT, Path(root), str(exc))], deep)
+    except OSError as exc:  # an unreadable folder or file met while walking the tree
+        return CheckReport(dataset, Path(root), [], [Problem(
+            "fatal", UNREADABLE, Path(exc.filename or root),
+            os_error_message(exc, doing=f"reading the {dataset} data"))], deep)
+    if not clips and not any(p.severity == "fatal" for p in problems):
+        problems = problems + [Problem(
+            "fatal", LAYOUT, Path(root),
+            f"the {dataset} loader found 0 clips in {root}. Check --dataset (frame folders need "
+            "'folder', videos 'video') and that --root is the dataset folder.")]
     if deep:
         problems = problems + _deep_check(clips, progress)
-    problems = sorted(problems, key=lambda p: p.severity != "fatal")
+    problems = sorted(problems, key=lambda p: ("fatal", "warning", "info").index(p.severity))
     return CheckReport(dataset, Path(root), clips, problems, deep)

@@ -34,6 +34,27 @@ def list_frames(folder: Path) -> tuple[Path, ...]:
     return tuple(sorted(files, key=lambda p: natural_key(p.name)))
 
 
+def duplicate_frames(paths: tuple[Path, ...]) -> list[list[str]]:
+    """Groups of files that carry the same frame number (``img1.bmp`` and ``img1.png``).
+
+    Such a folder holds one clip twice (two exports, two formats); read as one clip its
+    frames would interleave, so loaders refuse it.
+    """
+    by_number: dict[int, list[str]] = {}
+    for p in paths:
+        n = frame_number(p)
+        if n is not None:
+            by_number.setdefault(n, []).append(p.name)
+    return [names for names in by_number.values() if len(names) > 1]
+
+
+def duplicates_message(folder: Path, groups: list[list[str]]) -> str:
+    shown = "; ".join(" and ".join(g) for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
+    return (f"the clip folder {folder} holds {len(groups)} frame number(s) twice ({shown}): two "
+            "copies of the clip (e.g. two formats) mixed in one folder. Keep one copy of each "
+            "frame and move the other files elsewhere.")
+
+
 def frame_number(path: Path) -> int | None:
     """The last digit run of a frame's file name (``reg_img46.jpg`` -> 46), or None."""
     runs = _DIGITS.findall(path.stem)

@@ -12,9 +12,9 @@ import csv
 from pathlib import Path
 
 from mer_cache.catalogue.build import as_fps, require_root
-from mer_cache.catalogue.clip import VIDEO_SUFFIXES, Clip, list_frames
+from mer_cache.catalogue.clip import VIDEO_SUFFIXES, Clip, duplicate_frames, duplicates_message, list_frames
 from mer_cache.catalogue.problems import (
-    APEX_RANGE, FRAME_NOT_FOUND, MISSING_FOLDER, NO_FRAMES, UNKNOWN_LABEL, ProblemLog,
+    APEX_RANGE, DUPLICATE_FRAMES, EMPTY_CELL, FRAME_NOT_FOUND, MISSING_FOLDER, NO_FRAMES, UNKNOWN_LABEL, ProblemLog,
 )
 from mer_cache.catalogue.video import clip_from_video
 from mer_cache.errors import DatasetError
@@ -52,6 +52,17 @@ def _index(value: str, *, what: str, n: int, ctx: str, path: Path, clip_id: str,
                          "it is treated as not annotated.", clip_id=clip_id)
         return None
     return idx
+
+
+def _check_order(marks: dict, *, ctx: str, path: Path, clip_id: str, problems: ProblemLog) -> None:
+    """Warn when onset > offset, or the apex lies outside onset..offset."""
+    onset, apex, offset = marks["onset"], marks["apex"], marks["offset"]
+    if onset is not None and offset is not None and onset > offset:
+        problems.warning(APEX_RANGE, path, f"{ctx} ({clip_id}): onset {onset} is after offset "
+                         f"{offset}; check the annotation (are the columns swapped?).", clip_id=clip_id)
+    elif None not in (onset, apex, offset) and not onset <= apex <= offset:
+        problems.warning(APEX_RANGE, path, f"{ctx} ({clip_id}): apex {apex} is outside "
+                         f"onset..offset {onset}..{offset}.", clip_id=clip_id)
 
 
 def load_manifest(root: Path | str, *, problems: ProblemLog, fps: float | None = None,
@@ -95,6 +106,14 @@ def load_manifest(root: Path | str, *, problems: ProblemLog, fps: float | None =
         ctx = f"line {line} of {path.name}"
         subject, clip_name, label = row["subject"], row["clip"], row["label"]
         clip_id = f"{name}/{subject}/{clip_name}"
+        empty = [c for c in ("subject", "clip", "frames_dir") if not row[c]]
+        if empty:
+            # an empty subject would silently become one shared subject (train and test)
+            problems.fatal(EMPTY_CELL, path,
+                           f"{ctx}: the {' and '.join(empty)} cell(s) are empty; every row needs "
+                           f"{', '.join(REQUIRED)}. Fill them in or delete the line.",
+                           clip_id=clip_id)
+            continue
         if not label or (allowed is not None and label not in allowed):
             problems.fatal(UNKNOWN_LABEL, path,
                            f"{ctx} ({clip_id}): label {label or '(empty)'!r} is not allowed"
@@ -115,6 +134,8 @@ def load_manifest(root: Path | str, *, problems: ProblemLog, fps: float | None =
                                    label=label, problems=problems, context=ctx,
                                    fps=row_fps or fps, **marks)
             if clip is not None:
+                _check_order({k: getattr(clip, k) for k in marks}, ctx=ctx, path=path,
+                             clip_id=clip_id, problems=problems)
                 clips.append(clip)
             continue
         if not target.is_dir():
@@ -126,11 +147,13 @@ def load_manifest(root: Path | str, *, problems: ProblemLog, fps: float | None =
             problems.fatal(NO_FRAMES, target, f"{ctx} ({clip_id}): frames_dir holds no image.",
                            clip_id=clip_id)
             continue
+        if groups := duplicate_frames(frames):
+            problems.fatal(DUPLICATE_FRAMES, target, f"{ctx} ({clip_id}): "
+                           + duplicates_message(target, groups), clip_id=clip_id)
+            continue
         marks = {k: _index(row.get(k, ""), what=k, n=len(frames), ctx=ctx, path=path,
                            clip_id=clip_id, problems=problems) for k in ("onset", "apex", "offset")}
-        if None not in marks.values() and not marks["onset"] <= marks["apex"] <= marks["offset"]:
-            problems.warning(APEX_RANGE, path, f"{ctx} ({clip_id}): apex {marks['apex']} is outside "
-                             f"onset..offset {marks['onset']}..{marks['offset']}.", clip_id=clip_id)
+        _check_order(marks, ctx=ctx, path=path, clip_id=clip_id, problems=problems)
         clips.append(Clip(dataset=name, subject=subject, clip_id=clip_id, label=label,
                           frames=frames, fps=row_fps or fps or DEFAULT_FPS, attrs={"manifest_line": line}, **marks))
     return clips

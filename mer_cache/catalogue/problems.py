@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Severity = Literal["fatal", "warning"]
+Severity = Literal["fatal", "warning", "info"]
 
 # kinds of problem, so tests and callers can filter without parsing messages
 MISSING_FOLDER = "missing_folder"  # an annotated clip (or a whole root part) has no folder
@@ -25,6 +25,9 @@ ANNOTATION_QUIRK = "annotation_quirk"  # '/', blank or text cells of official fi
 UNANNOTATED_FOLDER = "unannotated_folder"
 DUPLICATE_CLIP = "duplicate_clip"
 UNREADABLE = "unreadable_image"
+DUPLICATE_FRAMES = "duplicate_frames"  # one frame number in two files (img1.bmp, img1.png)
+EMPTY_CELL = "empty_cell"  # a manifest row without subject, clip or label
+ANNOTATION_FILE = "annotation_file"  # which annotation file was read (a note)
 LAYOUT = "layout"  # root, annotation file or column problems that stop the loader
 
 
@@ -38,8 +41,9 @@ class Problem:
 
     Attributes
     ----------
-    severity : {"fatal", "warning"}
-        Fatal problems stop :func:`load_catalogue`; warnings only inform.
+    severity : {"fatal", "warning", "info"}
+        Fatal problems stop :func:`load_catalogue`; warnings only inform; info entries
+        are notes for ``datasets check`` (which annotation file was read).
     kind : str
         One of the kind constants of this module (``missing_folder``, ...).
     path : Path or None
@@ -72,6 +76,10 @@ class ProblemLog:
 
     def warning(self, kind: str, path: Path | None, message: str, *, clip_id: str | None = None) -> None:
         self.items.append(Problem("warning", kind, path, message, clip_id))
+
+    def note(self, kind: str, path: Path | None, message: str) -> None:
+        """Information a user should see in the report (e.g. which file was read)."""
+        self.items.append(Problem("info", kind, path, message))
 
     def extend(self, problems: list[Problem]) -> None:
         self.items.extend(problems)

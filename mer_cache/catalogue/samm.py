@@ -52,7 +52,7 @@ def load_samm(
     """
     root = require_root(root, dataset="samm")
     xlsx = find_annotation(root, patterns=("SAMM_Micro_FACS_Codes*.xlsx", "*SAMM*.xlsx", "*FACS*.xlsx"),
-                           dataset="SAMM", given=annotation)
+                           dataset="SAMM", given=annotation, problems=problems)
     rows = read_annotation(xlsx, columns=COLUMNS, optional=OPTIONAL, problems=problems)
     subjects = [normalise_subject(r["subject"], width=3) for r in rows]
     base = choose_base(root, [root / "SAMM", root / "SAMM_CROP", root], subjects, dataset="SAMM",

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_cache.catalogue.problems import ANNOTATION_QUIRK, ProblemLog
+from mer_cache.catalogue.problems import ANNOTATION_FILE, ANNOTATION_QUIRK, ProblemLog
 from mer_cache.errors import DatasetError
 
 # SAMM's header sits on row 13; scanning a little further keeps us safe for other versions.
@@ -100,8 +100,14 @@ def read_annotation(
                 col = _match_column(rows[header_idx], spellings)
                 if col is not None:
                     mapping[name] = col
-            tables.append((ws.title, _data_rows(path, rows, header_idx, mapping, list(columns)[:2],
-                                                problems)))
+            data = _data_rows(path, rows, header_idx, mapping, list(columns)[:2], problems)
+            if not data:
+                # otherwise the loader would go on and blame the (unnamed) frame folders
+                raise DatasetError(
+                    f"The annotation file {path} has a header row (row {header_idx + 1} of sheet "
+                    f"'{ws.title}') but no clip rows below it. Use the dataset's complete "
+                    "annotation file.")
+            tables.append((ws.title, data))
             if not all_sheets:
                 break
     finally:
@@ -202,16 +208,23 @@ def parse_frame(value: object, *, what: str, path: Path, row: int, problems: Pro
     return None
 
 
-def find_annotation(root: Path, *, patterns: tuple[str, ...], dataset: str, given: Path | str | None) -> Path:
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{6})(?!\d)")  # 20190701 in CASME2-coding-20190701.xlsx
+
+
+def find_annotation(root: Path, *, patterns: tuple[str, ...], dataset: str, given: Path | str | None,
+                    problems: ProblemLog | None = None) -> Path:
     """The annotation file: ``given`` if set, else the first match of ``patterns``.
 
     Searches ``root``, its subfolders two levels down, and its parent (users often point
-    the root at the frame folder that sits next to the xlsx).
+    the root at the frame folder that sits next to the xlsx). When one place holds several
+    matches (``CASME2-coding-20140508.xlsx`` and ``-20190701.xlsx``), the one with the newest
+    date in its name is read, with a warning; without dates to tell them apart it refuses.
+    ``problems`` receives a note naming the file read (and that warning).
 
     Raises
     ------
     DatasetError
-        When ``given`` does not exist or nothing matches.
+        When ``given`` does not exist, nothing matches, or several undated files match.
     """
     if given is not None:
         path = Path(given)
@@ -220,6 +233,7 @@ def find_annotation(root: Path, *, patterns: tuple[str, ...], dataset: str, give
                 f"The {dataset} annotation file {path} does not exist. Pass the path of the "
                 "official .xlsx file (CLI: -o annotation=PATH)."
             )
+        _note_file(problems, path, dataset, "given with -o annotation")
         return path
     places = [root, *sorted(p for p in root.iterdir() if p.is_dir()), root.parent]
     places += sorted(q for p in places[1:-1] for q in p.iterdir() if q.is_dir())
@@ -227,9 +241,35 @@ def find_annotation(root: Path, *, patterns: tuple[str, ...], dataset: str, give
         for place in places:
             hits = sorted(p for p in place.glob(pattern) if not p.name.startswith("~$"))
             if hits:
-                return hits[0]
+                chosen = _newest(hits, dataset)
+                if len(hits) > 1 and problems is not None:
+                    problems.warning(ANNOTATION_FILE, chosen,
+                                     f"{len(hits)} {dataset} annotation files in {place} "
+                                     f"({', '.join(h.name for h in hits)}); reading the newest, "
+                                     f"{chosen.name}. Pass -o annotation=PATH to read another, or "
+                                     "move the others away.")
+                _note_file(problems, chosen, dataset, "found")
+                return chosen
     raise DatasetError(
         f"No {dataset} annotation file found in {root} (looked for {', '.join(patterns)} in "
         "the root, two levels below it and its parent). Put the official .xlsx file there "
         "or pass its path (CLI: -o annotation=PATH)."
     )
+
+
+def _newest(hits: list[Path], dataset: str) -> Path:
+    """The hit with the newest YYYYMMDD date in its name; refuse when that is ambiguous."""
+    if len(hits) == 1:
+        return hits[0]
+    dates = {h: _DATE.findall(h.name) for h in hits}
+    if all(len(d) == 1 for d in dates.values()) and len({d[0] for d in dates.values()}) == len(hits):
+        return max(hits, key=lambda h: dates[h][0])
+    raise DatasetError(
+        f"Several {dataset} annotation files and no date in their names to tell which is newest: "
+        f"{', '.join(str(h) for h in hits)}. Pass the one to read with -o annotation=PATH, or move "
+        "the others away.")
+
+
+def _note_file(problems: ProblemLog | None, path: Path, dataset: str, how: str) -> None:
+    if problems is not None:
+        problems.note(ANNOTATION_FILE, path, f"{dataset} annotations read from this file ({how}).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.console import Console
 
 from mer_cache.errors import (
     CacheError, ConfigError, DatasetError, LabelError, MerCacheError, ProtocolError,
-    TrunkError, WeightsError,
+    TrunkError, WeightsError, os_error_errno, os_error_message,
 )
 
 console = Console()
@@ -29,6 +30,12 @@ ERROR_TITLES: dict[type[BaseException], str] = {
     ProtocolError: "Evaluation protocol problem",
     MerCacheError: "Error",
 }
+# OSError errno -> headline; os_error_message says the path and the fix
+OS_ERROR_TITLES: dict[int | None, str] = {
+    errno.ENOSPC: "Disk full", errno.EDQUOT: "Disk quota exceeded",
+    errno.EROFS: "Read-only file system", errno.EACCES: "Permission denied",
+    errno.EPERM: "Not permitted", errno.ENOENT: "File not found",
+}
 
 
 def report_error(exc: BaseException) -> int:
@@ -39,8 +46,9 @@ def report_error(exc: BaseException) -> int:
         if isinstance(exc, kind):
             err_console.print(f"[bold red]{title}:[/] {exc}", highlight=False)
             return 2
-    if isinstance(exc, FileNotFoundError):
-        err_console.print(f"[bold red]File not found:[/] {exc.filename or exc}", highlight=False)
+    if isinstance(exc, OSError):  # FileNotFoundError, PermissionError, h5py's open errors, ...
+        title = OS_ERROR_TITLES.get(os_error_errno(exc), "File system problem")
+        err_console.print(f"[bold red]{title}:[/] {os_error_message(exc)}", highlight=False)
         return 2
     if isinstance(exc, KeyboardInterrupt):
         err_console.print("[yellow]Interrupted.[/] Finished work is kept; rerun the same command to resume.")
@@ -52,7 +60,7 @@ def run_guarded(fn, *args, **kwargs):
     """Call a library function, turning mer-cache errors into messages and exit codes."""
     try:
         return fn(*args, **kwargs)
-    except (MerCacheError, FileNotFoundError, KeyboardInterrupt) as exc:
+    except (MerCacheError, OSError, KeyboardInterrupt) as exc:
         code = report_error(exc)
         if code < 0:
             raise

@@ -44,9 +44,11 @@ def check_cmd(
     counts = report.counts()
     if report.clips:
         console.print(_counts_table(report, title=f"{dataset} clips per subject and label ({root})"))
-    if report.problems:
+    for p in report.notes:
+        console.print(f"[cyan]note[/] {escape(str(p))}", soft_wrap=True, highlight=False)
+    if report.fatal or report.warnings:
         console.print(f"[bold]Problems[/] ({len(report.fatal)} fatal, {len(report.warnings)} warning(s)):")
-    for p in report.problems:
+    for p in report.fatal + report.warnings:
         tag = "[bold red]FATAL[/]  " if p.severity == "fatal" else "[yellow]warning[/]"
         console.print(f"{tag} {escape(str(p))}", soft_wrap=True, highlight=False)
     summary = (f"{len(report.clips)} clips, {len(counts)} subjects; {len(report.fatal)} fatal "

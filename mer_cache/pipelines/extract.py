@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mer_cache.errors import DatasetError
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.extractor import (
     ExtractOptions, ExtractResult, Progress, extract_clips, resolve_device,
@@ -53,6 +54,11 @@ def run_extract_job(job: ExtractJob, *, progress: Progress | None = None,
     from mer_cache.catalogue import load_catalogue
 
     clips = load_catalogue(job.dataset, Path(job.root), **job.dataset_options)
+    if not clips:  # an empty cache would report "complete" and hide the mistake
+        raise DatasetError(
+            f"The {job.dataset} loader found 0 clips in {job.root}, so there is nothing to "
+            "extract. Check --dataset (frame folders need 'folder', videos 'video') and --root; "
+            f"`mer-cache datasets check --dataset {job.dataset} --root {job.root}` shows what it sees.")
     device = _device(job.gpu, notes)
     weights = job.weights
     trunk = create_trunk(job.trunk, weights=Path(weights) if weights not in (None, "random") else weights,

@@ -19,9 +19,11 @@ bytes.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,10 +69,18 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def _tmp_name(path: Path) -> Path:
+    """A temp name no other writer uses (two runs on one --out must not share one)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _diff(old, new, prefix: str = "") -> list[str]:
@@ -129,8 +139,10 @@ class RunDir:
             return None
         try:
             record = json.loads(rec_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # a torn write: train the fold again
+            # a checkpoint cut short or overwritten must not pass as finished (predict needs it)
+            torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        except Exception:  # noqa: BLE001 - any unreadable record or checkpoint: train the fold again
+            return None
         if record.get("test_clip_ids") != test_clip_ids:
             return None
         return record
@@ -147,9 +159,12 @@ class RunDir:
                 "reference": self.config.resolved_reference,
                 "test_clip_ids": record["test_clip_ids"],
                 "state_dict": {n: t.detach().cpu() for n, t in head.state_dict().items()}}
-        tmp = self.out / f"fold{k}.pt.tmp"
-        torch.save(ckpt, tmp)
-        os.replace(tmp, self.out / f"fold{k}.pt")
+        tmp = _tmp_name(self.out / f"fold{k}.pt")
+        try:
+            torch.save(ckpt, tmp)
+            os.replace(tmp, self.out / f"fold{k}.pt")
+        finally:
+            tmp.unlink(missing_ok=True)
         write_atomic(self.out / f"fold{k}.json", json.dumps(record).encode())
 
     def finish(self, records: list[dict]) -> RunResult:
@@ -184,10 +199,11 @@ class RunDir:
                          out=self.out)
 
     def _write_outputs(self, metrics: dict, rows: list[dict]) -> None:
-        with open(self.out / "predictions.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(self.out / "predictions.csv", text.getvalue().encode())
         try:
             plot_confusions(metrics, self.out)
         except ImportError:

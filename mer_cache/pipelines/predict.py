@@ -18,6 +18,7 @@ not name.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from mer_cache.catalogue.clip import list_frames
+from mer_cache.catalogue.clip import duplicate_frames, duplicates_message, list_frames
 from mer_cache.extract.extractor import resolve_device  # noqa: F401  (the CLI's device choice)
 from mer_cache.errors import ConfigError, DatasetError, WeightsError
 from mer_cache.frames import load_frame
@@ -130,7 +131,12 @@ def load_fold_heads(run_dir: Path | str) -> list[FoldHead]:
                           f"{[k for k, _ in found] or 'none'}, metrics.json "
                           f"{'present' if metrics.is_file() else 'missing'}). Rerun the same "
                           f"`mer-cache train-head` command to finish it, then predict.")
-    expected = {d["fold"] for d in json.loads(metrics.read_text()).get("fold_details", [])}
+    try:
+        expected = {d["fold"] for d in json.loads(metrics.read_text()).get("fold_details", [])}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{metrics} cannot be read ({type(exc).__name__}: {exc}). Delete it and "
+                          f"rerun the same `mer-cache train-head` command: it rewrites it from "
+                          f"the finished folds.") from None
     missing = sorted(expected - {k for k, _ in found})
     if missing:
         raise ConfigError(f"The run {run_dir} lacks the checkpoints of folds {missing}; rerun "
@@ -139,9 +145,13 @@ def load_fold_heads(run_dir: Path | str) -> list[FoldHead]:
     for k, path in found:
         try:
             head, meta = load_head(path)
-        except (KeyError, RuntimeError, OSError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a head checkpoint of train-head ({exc}). Keep only "
-                              f"the files train-head wrote in {run_dir}.") from None
+        except (KeyError, RuntimeError, OSError, TypeError, ValueError, EOFError, AttributeError,
+                pickle.UnpicklingError) as exc:
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{path} is not a readable head checkpoint ({why}): it was cut "
+                              f"short, overwritten or is not a file train-head wrote. Delete "
+                              f"{path} and rerun the same `mer-cache train-head` command: it "
+                              f"retrains that fold only.") from None
         heads.append(FoldHead(k, head, int(meta["window"]), int(meta["window_stride"]),
                               str(meta["precision"]), tuple(meta["classes"]),
                               str(meta.get("reference", "none"))))
@@ -225,6 +235,8 @@ def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
     if not frames:
         raise DatasetError(f"The clip folder {folder} holds no image frames (.bmp, .jpg, .png, "
                            f".tif). Pass the folder that holds the clip's frame files.")
+    if groups := duplicate_frames(frames):
+        raise DatasetError("Cannot predict: " + duplicates_message(folder, groups))
     pre, out = trunk.preprocessing, []
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):

@@ -20,7 +20,7 @@ from torch import nn
 
 from mer_cache.errors import WeightsError
 from mer_cache.trunks.weights.checks import load_checked_state_dict
-from mer_cache.trunks.weights.formats import read_torch_file
+from mer_cache.trunks.weights.formats import detect_format, read_torch_file
 from mer_cache.trunks.weights.hashing import sha256_file
 
 CHECKPOINT_FORMAT = "mer-cache-trunk"
@@ -83,7 +83,9 @@ def read_checkpoint(path: Path | str) -> Checkpoint:
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"Checkpoint {path} does not exist. Check the path.")
+        raise WeightsError(f"Checkpoint {path} does not exist{' (it is a folder)' if path.is_dir() else ''}. "
+                           "Check the path.")
+    detect_format(path)  # a text file or an HTML page is named as such, not unpickled
     obj = read_torch_file(path)
     if not is_checkpoint(obj):
         raise WeightsError(

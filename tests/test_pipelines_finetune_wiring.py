@@ -182,3 +182,19 @@ def test_extract_refuses_a_folder_that_is_no_finetuning_run(exp1, tmp_path):
     _, data, _ = exp1
     res = _run("extract", *data, "--finetuned-run", tmp_path, "--out", tmp_path / "c")
     assert res.exit_code == 2 and "no run.json" in _flat(res.output)
+
+
+def test_cli_weights_route_a_fold_checkpoint_as_plain_weights_is_refused(exp1):
+    """`extract --weights runs/ft/fold0.pt` then `train-head`: refused, naming the subjects."""
+    root, data, _ = exp1
+    res = _run("extract", *data, "--trunk", "tiny-cnn", "--weights", root / "run" / "fold0.pt",
+               "--workers", "0", "--dtype", "float32", "--out", root / "w0.zarr")
+    assert res.exit_code == 0, res.output
+    seen = json.loads((root / "run" / "fold0.json").read_text())["train_subjects"]
+    for command in (["train-head"], ["sweep", "--inner-folds", "2"]):
+        res = _run(*command, "--cache", root / "w0.zarr", *HEAD, "--folds", FOLDS, "--seed", SEED,
+                   "--out", root / "w0-run")
+        text = _flat(res.output)
+        assert res.exit_code == 2, res.output
+        assert "trained on subject" in text and any(s in text for s in seen)
+        assert not (root / "w0-run").exists()

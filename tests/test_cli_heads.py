@@ -108,3 +108,31 @@ def test_sweep_reports_nested_selection_and_labels_the_grid_not_for_choosing(cac
     too_long = _run("sweep", "--cache", cache, "--window", "7,99", "--out", tmp_path / "c")
     assert too_long.exit_code == 2 and "--window 99 is longer" in " ".join(too_long.output.split())
     assert not (tmp_path / "c").exists()
+
+
+def test_preset_paper_sets_the_papers_training_and_explicit_options_win(cache, tmp_path):
+    res = _run("train-head", "--cache", cache, "--arch", "mean", "--preset", "paper", "--folds", "2",
+               "--epochs", "1", "--window", "7", "--out", tmp_path / "p")
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "p" / "config.json").read_text())["config"]
+    assert config["reference"] == "none" and config["epoch_windows"] == "all"
+    assert config["batch_size"] == 40 and config["lr"] == 2.6e-3
+    assert config["epochs"] == 1 and config["window"] == 7  # given on the command line
+    bad = _run("train-head", "--cache", cache, "--preset", "fast", "--out", tmp_path / "q")
+    assert bad.exit_code == 2 and "Unknown preset 'fast'" in bad.output
+
+
+def test_seeds_repeat_a_run_and_report_mean_and_spread(cache, tmp_path):
+    res = _run("train-head", "--cache", cache, "--arch", "mean", "--folds", "2", *FAST,
+               "--seeds", "0,1", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "seeds.json").read_text())
+    assert [r["seed"] for r in summary["per_seed"]] == [0, 1]
+    uf1 = [r["uf1"] for r in summary["per_seed"]]
+    assert summary["uf1"]["mean"] == pytest.approx(sum(uf1) / 2, abs=1e-6)
+    assert summary["uf1"]["std"] == pytest.approx(abs(uf1[0] - uf1[1]) / 2 ** 0.5, abs=1e-6)
+    for s in (0, 1):
+        assert json.loads((tmp_path / f"seed{s}" / "config.json").read_text())["config"]["seed"] == s
+    assert "mean ± sd" in res.output
+    bad = _run("train-head", "--cache", cache, "--seeds", "0,0", "--out", tmp_path / "b")
+    assert bad.exit_code == 2 and "distinct seeds" in bad.output

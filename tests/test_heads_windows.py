@@ -53,3 +53,15 @@ def test_unbalanced_draw_keeps_the_pool_mix_and_weights_invert_frequency():
     w = class_weights(labels, 2)
     assert w[1] == pytest.approx(3 * w[0])
     assert np.average(w[labels]) == pytest.approx(1.0)
+
+
+def test_the_whole_pool_each_epoch_oversamples_every_class_to_the_largest():
+    """--epoch-windows all (Aug.-II): every window at least once per epoch, classes equal."""
+    labels = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    sampler = EpochSampler(labels, 3, per_epoch=None, balance="windows", seed=0)
+    for _ in range(3):
+        ids = sampler.next_epoch()
+        assert len(ids) == 30 and set(ids.tolist()) == set(range(15))
+        assert np.bincount(labels[ids], minlength=3).tolist() == [10, 10, 10]
+    plain = EpochSampler(labels, 3, per_epoch=None, balance="none", seed=0).next_epoch()
+    assert sorted(plain.tolist()) == list(range(15))

@@ -107,6 +107,9 @@ def finetune(
     p = result.metrics["pooled"]
     table.add_row("pooled", "", str(p["n"]), f"{p['accuracy']:.3f}", f"{p['uf1']:.3f}",
                   f"{p['uar']:.3f}", "", style="bold")
+    ci = result.metrics["pooled_ci95"]
+    table.add_row("95 % interval", "(over subjects)", "", "", f"[{ci['uf1'][0]:.3f}, {ci['uf1'][1]:.3f}]",
+                  f"[{ci['uar'][0]:.3f}, {ci['uar'][1]:.3f}]", "", style="dim")
     console.print(table)
     if result.skipped:
         console.print(f"Kept finished folds {result.skipped} from the earlier run.")

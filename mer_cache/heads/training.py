@@ -44,6 +44,7 @@ from mer_cache.heads.windows import EpochSampler, check_window, class_weights, m
 BALANCES = ("windows", "loss", "none")
 REFERENCES = ("auto", "first", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
+EPOCH_WINDOWS = ("sample", "all")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class HeadConfig:
     seed: int = 0
     balance: str = "windows"  # 'windows' = Aug.-II equal window counts; 'loss' = class-weighted CE
     windows_per_clip: float = 1.0  # windows drawn per training clip per epoch (windows.py)
+    # 'sample': each epoch draws windows_per_clip windows per training clip (fast default);
+    # 'all': every window of every training clip each epoch, as the paper's Aug.-II walks
+    # them (balanced: each class up to the largest class's count); windows_per_clip unused
+    epoch_windows: str = "sample"
     protocol: str = "subject-kfold"
     folds: int = 5  # ignored by loso (one fold per subject)
     labels: str = "smic4"
@@ -100,6 +105,9 @@ class HeadConfig:
         if not self.lr > 0 or self.weight_decay < 0 or self.val_subjects < 0:
             problems.append("lr must be > 0, weight_decay and val_subjects >= 0 "
                             f"(got {self.lr}, {self.weight_decay}, {self.val_subjects})")
+        if self.epoch_windows not in EPOCH_WINDOWS:
+            problems.append(f"epoch_windows '{self.epoch_windows}' is unknown "
+                            f"(known: {', '.join(EPOCH_WINDOWS)})")
         if not self.windows_per_clip > 0:
             problems.append(f"windows_per_clip must be > 0, got {self.windows_per_clip}")
         if not self.proj_dims or min(self.proj_dims) < 1:
@@ -227,6 +235,24 @@ def predict_sequences(head: TemporalHead, embeddings: list[np.ndarray], *, windo
                          stride=stride, precision=precision)
 
 
+def batch_loss(head: TemporalHead, bank: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, *,
+               weight: torch.Tensor | None, precision: str) -> torch.Tensor | None:
+    """Cross-entropy of one training batch of windows ``rows`` (B, N) into ``bank``.
+
+    Each distinct frame is projected once (BatchNorm statistics over the distinct frames)
+    and the windows are gathered from the projected frames; when no frame repeats, the
+    gradients equal ``head(bank[rows])`` through the plain ``nn.LSTM`` (tested). None when
+    the batch has a single distinct frame, of which BatchNorm cannot take statistics.
+    """
+    uniq, inv = torch.unique(rows, return_inverse=True)  # (U,), (B, N)
+    if len(uniq) < 2:
+        return None
+    with _autocast(bank.device, precision):
+        z = head.project(bank[uniq])  # (U, P)
+        logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
+    return F.cross_entropy(logits.float(), targets, weight=weight)
+
+
 def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConfig, *,
                 precision: str, n_folds: int, progress: Progress | None) -> tuple[TemporalHead, dict]:
     """Train one head on a fold's training clips; returns the head and the fold's record."""
@@ -237,7 +263,8 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
                        hidden=config.hidden, fc=config.fc).to(device)
     win = make_windows(lengths, fold.train, window=config.window, stride=config.window_stride)
     win_y = seqs.y[win.clip]
-    per_epoch = max(1, round(config.windows_per_clip * len(fold.train)))
+    per_epoch = (None if config.epoch_windows == "all"
+                 else max(1, round(config.windows_per_clip * len(fold.train))))
     sampler = EpochSampler(win_y, n_classes, per_epoch=per_epoch, balance=config.balance, seed=seed)
     weight = (torch.from_numpy(class_weights(win_y, n_classes)).to(device)
               if config.balance == "loss" else None)
@@ -253,13 +280,9 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
         total, n_seen = 0.0, 0
         for start in range(0, len(ids), config.batch_size):
             w = ids[start:start + config.batch_size]  # (B,)
-            uniq, inv = torch.unique(frames[w], return_inverse=True)  # (U,), (B, N)
-            if len(uniq) < 2:  # BatchNorm cannot take statistics of a single frame
+            loss = batch_loss(head, bank, frames[w], targets[w], weight=weight, precision=precision)
+            if loss is None:
                 continue
-            with _autocast(device, precision):
-                z = head.project(bank[uniq])  # (U, P)
-                logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
-            loss = F.cross_entropy(logits.float(), targets[w], weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -45,16 +45,18 @@ def step_flops(*, arch: str, distinct_frames: int, batch: int, window: int, in_d
     return int(total)
 
 
-def matmul_rate(precision: str, *, n: int = 2048, repeats: int = 5) -> float:
+def matmul_rate(precision: str, *, n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
     """Best dense (n x n) @ (n x n) rate in FLOP/s at ``precision`` ('fp32' or 'bf16').
 
-    fp32 takes the better of torch.matmul (MKL) and oneDNN's linear, since MKL may run a
-    generic code path on non-Intel CPUs; bf16 matmul already runs on oneDNN.
+    On the CPU fp32 takes the better of torch.matmul (MKL) and oneDNN's linear, since MKL
+    may run a generic code path on non-Intel CPUs; bf16 matmul already runs on oneDNN.
     """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    candidates = [lambda: a @ b]
-    if precision == "fp32" and torch.backends.mkldnn.is_available():
+    dev = torch.device(device)
+    a, b = torch.randn(n, n, device=dev).to(dtype), torch.randn(n, n, device=dev).to(dtype)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    candidates = [lambda: (a @ b, sync())]
+    if precision == "fp32" and dev.type == "cpu" and torch.backends.mkldnn.is_available():
         am, bm = a.to_mkldnn(), b.to_mkldnn()
         candidates.append(lambda: torch._C._nn.mkldnn_linear(am, bm))
     best = float("inf")

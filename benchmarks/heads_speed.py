@@ -103,17 +103,18 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also time the 8-config sweep")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:k]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.plain_bilstm:
         models.BiLSTMHead.decode = models.LSTMHead.decode  # the full two-way nn.LSTM readout
     seqs = smic_sized()
     base = HeadConfig(arch="bilstm", window=13, epochs=EPOCHS, folds=5, batch_size=40,
-                      precision=args.precision)
-    precision = resolve_precision(base, torch.device("cpu"))
+                      precision=args.precision, device=args.device)
+    precision = resolve_precision(base, torch.device(args.device))
     print(f"{len(seqs)} clips, {int(seqs.lengths.sum())} frames, D={seqs.dim}; precision "
           f"{args.precision} -> {precision}; decoder {'plain' if args.plain_bilstm else 'fast'}")
-    peaks = [matmul_rate(precision)]
+    peaks = [matmul_rate(precision, device=args.device)]
     workloads = {}
     names = ["default", "paper"] if args.workload == "both" else [args.workload]
     for name in names:
@@ -121,7 +122,7 @@ def main() -> None:
         config = HeadConfig(**{**base.__dict__, "epochs": epochs,
                                "epoch_windows": "sample" if name == "default" else "all"})
         r = time_run(seqs, config)
-        peaks.append(matmul_rate(precision))
+        peaks.append(matmul_rate(precision, device=args.device))
         projected = r["wall_s"] + r["train_s"] * (EPOCHS / epochs - 1)
         workloads[name] = {**r, "epochs_run": epochs, "projected_s": round(projected, 1),
                            "flop_rate": r["flops"] / r["train_s"]}
@@ -135,14 +136,15 @@ def main() -> None:
         print(f"{name:<9} {w['epochs_run']:>10} {w['steps']:>6} {w['train_s']:>8.1f} "
               f"{w['projected_s']:>11.1f} {w['flops'] / w['steps'] / 1e9:>10.2f} "
               f"{w['flop_rate'] / 1e9:>8.0f} {w['ratio']:>6.2f}")
-    payload = {"precision": precision, "decoder": "plain" if args.plain_bilstm else "fast",
+    payload = {"precision": precision, "device": args.device, "decoder": "plain" if args.plain_bilstm else "fast",
                "matmul_flops_best": peak, "matmul_flops_all": peaks, "workloads": workloads}
     if "default" in workloads:
         payload.update(single_run_s=round(workloads["default"]["wall_s"], 2), single_floor_s=60)
     if args.sweep:
         t0 = time.perf_counter()
         sweep = run_sweep(seqs, {"arch": ["lstm", "bilstm"], "window": [11, 13, 15, 17]},
-                          base=HeadConfig(epochs=EPOCHS, folds=5, precision=args.precision), out=None)
+                          base=HeadConfig(epochs=EPOCHS, folds=5, precision=args.precision,
+                                          device=args.device), out=None)
         total = time.perf_counter() - t0
         print(f"sweep 8 configs x 5 folds: {total:.1f} s (floor 600 s)")
         for row in sweep.rows:

@@ -136,8 +136,8 @@ def main() -> None:
         print(f"{name:<9} {w['epochs_run']:>10} {w['steps']:>6} {w['train_s']:>8.1f} "
               f"{w['projected_s']:>11.1f} {w['flops'] / w['steps'] / 1e9:>10.2f} "
               f"{w['flop_rate'] / 1e9:>8.0f} {w['ratio']:>6.2f}")
-    payload = {"precision": precision, "device": args.device, "decoder": "plain" if args.plain_bilstm else "fast",
-               "matmul_flops_best": peak, "matmul_flops_all": peaks, "workloads": workloads}
+    payload = {"precision": precision, "device": args.device,
+               "decoder": "plain" if args.plain_bilstm else "fast", "matmul_flops_best": peak, "matmul_flops_all": peaks, "workloads": workloads}
     if "default" in workloads:
         payload.update(single_run_s=round(workloads["default"]["wall_s"], 2), single_floor_s=60)
     if args.sweep:

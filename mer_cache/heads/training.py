@@ -14,8 +14,9 @@ Speed on a CPU comes from three choices, none of which changes the model:
   gradients are identical to projecting every window, and BatchNorm statistics are taken
   over the batch's distinct frames;
 - an epoch draws ``windows_per_clip`` windows per training clip (class-balanced) from the
-  pool of all windows, instead of walking the whole pool (see ``windows.py``); at test time
-  every window is used, and every frame is projected once.
+  pool of all windows, instead of walking the whole pool (see ``windows.py``;
+  ``epoch_windows='all'`` walks it, as the paper does); at test time every window is used,
+  and every frame is projected once.
 
 Each fold is seeded from (seed, fold) alone, so a resumed run equals an uninterrupted one,
 and deterministic algorithms are requested, so the same seed gives the same metrics.

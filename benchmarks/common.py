@@ -9,7 +9,8 @@ import statistics
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# MER_BENCH_RESULTS redirects every script's JSON (gpu.sh keeps one run's files together)
+RESULTS = Path(os.environ.get("MER_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict:

@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--amp", default="bf16")
     ap.add_argument("--gpu", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix of the result file name (sweeps)")
     args = ap.parse_args()
 
     device, note = resolve_device(args.gpu)
@@ -135,7 +136,8 @@ def main() -> None:
     print(f"(c) full extract -> Zarr  {c:9.1f} frames/s")
     print(f"efficiency c / min(a, b)          = {eff:.3f}")
     print(f"c / serial bound 1/(1/a + 1/b)    = {eff_serial:.3f}")
-    path = write_result(f"extract_throughput_{args.trunk.replace(':', '_')}", {
+    tag = f"_{args.tag}" if args.tag else ""
+    path = write_result(f"extract_throughput_{args.trunk.replace(':', '_')}{tag}", {
         "trunk": args.trunk, "device": str(device), "batch_size": args.batch_size, "workers": workers,
         "dtype": args.dtype, "amp": args.amp, "frames": n, "forward_fps": a, "decode_fps": b,
         "extract_fps": c, "efficiency": eff, "efficiency_vs_serial": eff_serial,

@@ -14,8 +14,9 @@ Speed on a CPU comes from three choices, none of which changes the model:
   gradients are identical to projecting every window, and BatchNorm statistics are taken
   over the batch's distinct frames;
 - an epoch draws ``windows_per_clip`` windows per training clip (class-balanced) from the
-  pool of all windows, instead of walking the whole pool (see ``windows.py``); at test time
-  every window is used, and every frame is projected once.
+  pool of all windows, instead of walking the whole pool (see ``windows.py``;
+  ``epoch_windows='all'`` walks it, as the paper does); at test time every window is used,
+  and every frame is projected once.
 
 Each fold is seeded from (seed, fold) alone, so a resumed run equals an uninterrupted one,
 and deterministic algorithms are requested, so the same seed gives the same metrics.
@@ -116,6 +117,24 @@ def predict_sequences(head: TemporalHead, embeddings: list[np.ndarray], *, windo
                          stride=stride, precision=precision)
 
 
+def batch_loss(head: TemporalHead, bank: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, *,
+               weight: torch.Tensor | None, precision: str) -> torch.Tensor | None:
+    """Cross-entropy of one training batch of windows ``rows`` (B, N) into ``bank``.
+
+    Each distinct frame is projected once (BatchNorm statistics over the distinct frames)
+    and the windows are gathered from the projected frames; when no frame repeats, the
+    gradients equal ``head(bank[rows])`` through the plain ``nn.LSTM`` (tested). None when
+    the batch has a single distinct frame, of which BatchNorm cannot take statistics.
+    """
+    uniq, inv = torch.unique(rows, return_inverse=True)  # (U,), (B, N)
+    if len(uniq) < 2:
+        return None
+    with _autocast(bank.device, precision):
+        z = head.project(bank[uniq])  # (U, P)
+        logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
+    return F.cross_entropy(logits.float(), targets, weight=weight)
+
+
 def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConfig, *,
                 precision: str, n_folds: int, progress: Progress | None) -> tuple[TemporalHead, dict]:
     """Train one head on a fold's training clips; returns the head and the fold's record."""
@@ -144,13 +163,9 @@ def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConf
         total, n_seen = 0.0, 0
         for start in range(0, len(ids), config.batch_size):
             w = ids[start:start + config.batch_size]  # (B,)
-            uniq, inv = torch.unique(frames[w], return_inverse=True)  # (U,), (B, N)
-            if len(uniq) < 2:  # BatchNorm cannot take statistics of a single frame
+            loss = batch_loss(head, bank, frames[w], targets[w], weight=weight, precision=precision)
+            if loss is None:
                 continue
-            with _autocast(device, precision):
-                z = head.project(bank[uniq])  # (U, P)
-                logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
-            loss = F.cross_entropy(logits.float(), targets[w], weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -13,6 +13,11 @@ The training draw is the speed/faithfulness trade-off of this tool: every epoch 
 walked in a seeded random order and restarted when used up (so a small class is repeated,
 as an oversampling multiplier would). With the default one window per clip, 20 epochs see
 about as many windows as one pass over the whole stride-1 pool of a SMIC-length clip.
+
+``per_epoch=None`` is the paper's workload instead: every window of the pool in every epoch.
+Balanced, each class then gets as many windows as the largest class has (Aug.-II's
+per-class multipliers): every window of a class once, the smaller classes topped up with a
+random draw of their own windows without repetition inside the top-up.
 """
 
 from __future__ import annotations
@@ -121,9 +126,8 @@ class EpochSampler:
         Class of every window in the training pool.
     n_classes : int
     per_epoch : int or None
-        Windows drawn per epoch (rounded up to a multiple of the class count when balanced).
-        None walks the whole pool every epoch; balanced, every class's pool is oversampled to
-        the largest class's size (Aug.-II), so each window is seen at least once.
+        Windows drawn per epoch (rounded up to a multiple of the class count when balanced);
+        None: every window each epoch (see the module docstring).
     balance : {'windows', 'loss', 'none'}
         'windows' draws the same count from every class; otherwise the pool is walked as is.
     seed : int
@@ -131,10 +135,11 @@ class EpochSampler:
 
     def __init__(self, labels: np.ndarray, n_classes: int, *, per_epoch: int | None,
                  balance: Balance, seed: int) -> None:
-        if per_epoch is None:  # the whole pool; balanced: every class at the largest's count
+        self._whole = per_epoch is None
+        if self._whole:
             counts = np.bincount(labels, minlength=n_classes)
-            per_epoch = int(counts.max() * np.count_nonzero(counts)) if balance == "windows" \
-                else len(labels)
+            per_epoch = len(labels) if balance != "windows" else \
+                int(np.count_nonzero(counts) * counts.max())
         if per_epoch < 1:
             raise ConfigError(f"Windows per epoch must be at least 1, got {per_epoch}.")
         self._rng = np.random.default_rng(seed)
@@ -149,6 +154,11 @@ class EpochSampler:
         self._queues: list[np.ndarray] = [np.empty(0, np.int64) for _ in self._pools]
 
     def _draw(self, i: int, n: int) -> np.ndarray:
+        if self._whole:  # every window of the pool, then a top-up without repeats
+            pool = self._pools[i]
+            k, r = divmod(n, len(pool))
+            return np.concatenate([self._rng.permutation(pool) for _ in range(k)]
+                                  + [self._rng.choice(pool, r, replace=False)])
         out = []
         while n > 0:
             if len(self._queues[i]) == 0:  # pool used up: walk it again in a new order

@@ -350,8 +350,8 @@ def test_two_processes_creating_one_cache_share_it(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if "creating" in p.name] == []
 
 
-def test_checksums_cost_little_and_catch_every_changed_byte(tmp_path):
-    """A flipped bit anywhere in a clip's rows is caught; the whole-cache check stays cheap."""
+def test_checksums_catch_a_changed_bit_anywhere_in_a_clip():
+    """A flipped bit anywhere in a clip's rows changes its CRC-32 (cost: benchmarks/cache_io.py)."""
     rows = np.random.default_rng(0).standard_normal((40, 64)).astype(np.float16)
     crc = store.rows_checksum(rows)
     raw = bytearray(rows.tobytes())

@@ -39,6 +39,15 @@ class ExtractJob:
         return json.loads(json.dumps(d, default=str))
 
 
+def _require_clips(clips: list, dataset: str, root: Path) -> None:
+    """Zero clips is an error: an empty cache would report "complete" and hide the mistake."""
+    if not clips:
+        raise DatasetError(
+            f"The {dataset} loader found 0 clips in {root}, so there is nothing to extract. "
+            "Check --dataset (frame folders need 'folder', videos 'video') and --root; "
+            f"`mer-cache datasets check --dataset {dataset} --root {root}` shows what it sees.")
+
+
 def _device(gpu: int | None, notes: list[str] | None):
     if gpu is not None and dist.context().active:
         gpu = dist.context().local_rank  # one GPU per local rank under torchrun
@@ -54,11 +63,7 @@ def run_extract_job(job: ExtractJob, *, progress: Progress | None = None,
     from mer_cache.catalogue import load_catalogue
 
     clips = load_catalogue(job.dataset, Path(job.root), **job.dataset_options)
-    if not clips:  # an empty cache would report "complete" and hide the mistake
-        raise DatasetError(
-            f"The {job.dataset} loader found 0 clips in {job.root}, so there is nothing to "
-            "extract. Check --dataset (frame folders need 'folder', videos 'video') and --root; "
-            f"`mer-cache datasets check --dataset {job.dataset} --root {job.root}` shows what it sees.")
+    _require_clips(clips, job.dataset, job.root)
     device = _device(job.gpu, notes)
     weights = job.weights
     trunk = create_trunk(job.trunk, weights=Path(weights) if weights not in (None, "random") else weights,
@@ -105,6 +110,7 @@ def run_extract_finetuned_job(run_dir: Path | str, *, dataset: str, root: Path |
     from mer_cache.catalogue import load_catalogue
 
     clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
+    _require_clips(clips, dataset, Path(root))
     device = _device(gpu, notes)
     options = ExtractOptions(**{**asdict(options), "device": str(device)})
     return extract_finetuned(run_dir, clips=clips, out_dir=out, options=options, progress=progress)

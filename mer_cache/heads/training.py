@@ -116,6 +116,41 @@ def predict_sequences(head: TemporalHead, embeddings: list[np.ndarray], *, windo
                          stride=stride, precision=precision)
 
 
+def epoch_trainer(head: TemporalHead, bank: torch.Tensor, frames: torch.Tensor, sampler: EpochSampler,
+                  opt: torch.optim.Optimizer, *, batch_size: int, precision: str, drawn: list[int],
+                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[int], float]:
+    """One training epoch over the windows ``sampler`` draws, as a ``train_epoch(epoch) -> loss``.
+
+    ``frames`` (W, N) holds each window's rows into ``bank``; ``loss_of(logits, w)`` is the
+    task's loss of a batch's float32 logits (B, C) for window ids ``w`` (B,); ``drawn``
+    receives the window count of every epoch.
+    """
+    device = bank.device
+
+    def train_epoch(epoch: int) -> float:
+        head.train()
+        ids = torch.from_numpy(sampler.next_epoch()).to(device)
+        drawn.append(len(ids))
+        total, n_seen = 0.0, 0
+        for start in range(0, len(ids), batch_size):
+            w = ids[start:start + batch_size]  # (B,)
+            uniq, inv = torch.unique(frames[w], return_inverse=True)  # (U,), (B, N)
+            if len(uniq) < 2:  # BatchNorm cannot take statistics of a single frame
+                continue
+            with _autocast(device, precision):
+                z = head.project(bank[uniq])  # (U, P)
+                logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
+            loss = loss_of(logits.float(), w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(w)
+            n_seen += len(w)
+        return total / max(n_seen, 1)
+
+    return train_epoch
+
+
 def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConfig, *,
                 precision: str, n_folds: int, progress: Progress | None) -> tuple[TemporalHead, dict]:
     """Train one head on a fold's training clips; returns the head and the fold's record."""
@@ -136,27 +171,9 @@ def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConf
     # fused Adam: one kernel per parameter tensor instead of a dozen elementwise ops
     opt = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     per_epoch_ids: list[int] = []
-
-    def train_epoch(epoch: int) -> float:
-        head.train()
-        ids = torch.from_numpy(sampler.next_epoch()).to(device)
-        per_epoch_ids.append(len(ids))
-        total, n_seen = 0.0, 0
-        for start in range(0, len(ids), config.batch_size):
-            w = ids[start:start + config.batch_size]  # (B,)
-            uniq, inv = torch.unique(frames[w], return_inverse=True)  # (U,), (B, N)
-            if len(uniq) < 2:  # BatchNorm cannot take statistics of a single frame
-                continue
-            with _autocast(device, precision):
-                z = head.project(bank[uniq])  # (U, P)
-                logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
-            loss = F.cross_entropy(logits.float(), targets[w], weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(w)
-            n_seen += len(w)
-        return total / max(n_seen, 1)
+    train_epoch = epoch_trainer(head, bank, frames, sampler, opt, batch_size=config.batch_size,
+                                precision=precision, drawn=per_epoch_ids,
+                                loss_of=lambda logits, w: F.cross_entropy(logits, targets[w], weight=weight))
 
     def predict_val(positions: np.ndarray) -> np.ndarray:
         return predict_clips(head, bank, lengths, positions, window=config.window,

@@ -142,6 +142,10 @@ def load_fold_heads(run_dir: Path | str) -> list[FoldHead]:
         except (KeyError, RuntimeError, OSError, TypeError) as exc:
             raise ConfigError(f"{path} is not a head checkpoint of train-head ({exc}). Keep only "
                               f"the files train-head wrote in {run_dir}.") from None
+        if meta.get("task", "emotion") != "emotion":  # its outputs are AUs, not classes
+            raise ConfigError(f"{path} is a head of task '{meta['task']}'; predict applies emotion "
+                              f"runs only. Its test-clip AU probabilities are in "
+                              f"{run_dir / 'predictions.csv'}.")
         heads.append(FoldHead(k, head, int(meta["window"]), int(meta["window_stride"]),
                               str(meta["precision"]), tuple(meta["classes"]),
                               str(meta.get("reference", "none"))))

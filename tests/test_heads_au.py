@@ -120,3 +120,81 @@ def test_cache_stores_each_clips_au_cell_and_older_caches_read_none(tmp_path):
     attrs["clips"] = {k: v for k, v in attrs["clips"].items() if k != "action_units"}
     root.attrs["mer_cache"] = attrs
     assert {c.action_units for c in open_cache(path).clips} == {""}
+
+
+@pytest.fixture(scope="module")
+def synth_cache(tmp_path_factory):
+    """`mer-cache synth --layout casme2` (its coding xlsx codes each clip's AUs) -> tiny-cnn cache."""
+    from typer.testing import CliRunner
+
+    from mer_cache.cli.app import app
+
+    base = tmp_path_factory.mktemp("synth-au")
+    for args in (["synth", "--out", base / "d", "--subjects", "3", "--clips-per-class", "1",
+                  "--layout", "casme2"],
+                 ["extract", "--dataset", "casme2", "--root", base / "d", "--trunk", "tiny-cnn",
+                  "--weights", "random", "--out", base / "c.zarr", "--workers", "0", "--batch-size", "16"]):
+        res = CliRunner().invoke(app, [str(a) for a in args])
+        assert res.exit_code == 0, res.output
+    return base
+
+
+def test_train_head_task_au_runs_on_the_builtin_synthetic_data(synth_cache):
+    from typer.testing import CliRunner
+
+    from mer_cache.cli.app import app
+
+    out = synth_cache / "run"
+    args = ["train-head", "--task", "au", "--cache", synth_cache / "c.zarr", "--out", out, "--arch", "mean",
+            "--folds", "3", "--epochs", "1", "--window", "5", "--batch-size", "8", "--au-min-clips", "3"]
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "AU detection" in text and "mean F1" in text and "95 % interval" in text
+    truth = json.loads((synth_cache / "d/synth.json").read_text())
+    coded = sorted({int(au) for c in truth["clips"] for au in c["action_units"]})
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "au" and m["aus"] == [f"AU{n}" for n in coded]  # 1, 2, 4, 6, 12, 15, 26
+    assert m["pooled"]["support"] == {f"AU{n}": 3 for n in coded}  # one clip per subject and class
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["labels"], config["balance"]) == ("emotion", "loss")  # the AU task's defaults
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert len(rows) == 12 and {r["au_annotation"] for r in rows} == {"1+2+26", "4+15", "6+12", ""}
+    seeds = CliRunner().invoke(app, [str(a) for a in args + ["--seeds", "0,1"]])
+    assert seeds.exit_code == 2 and "task 'au' is not supported" in " ".join(seeds.output.split())
+
+
+def test_task_au_on_a_cache_without_aus_is_one_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from mer_cache.cli.app import app
+
+    path = tmp_path / "c.zarr"
+    write_cache(path, n_subjects=3, clips_per_class=1)
+    root = __import__("zarr").open_group(str(path), mode="r+")  # as a cache of SMIC (no AUs) reads
+    attrs = dict(root.attrs["mer_cache"])
+    attrs["clips"] = {**attrs["clips"], "action_units": [""] * len(attrs["clips"]["clip_id"])}
+    root.attrs["mer_cache"] = attrs
+    res = CliRunner().invoke(app, ["train-head", "--task", "au", "--cache", str(path), "--out",
+                                   str(tmp_path / "r"), "--epochs", "1", "--window", "9"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "holds no action-unit annotation" in " ".join(res.output.split())
+
+
+def test_au_validation_score_reads_only_the_validation_clips():
+    from mer_cache.protocol.epochs import au_validation_scorer
+    from mer_cache.protocol.folds import Fold
+
+    targets = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0]])
+    fold = Fold(index=0, train=np.array([0, 1]), test=np.array([2, 3]), val=np.array([4]))
+    asked = []
+
+    def predict(positions):
+        asked.append(positions.tolist())
+        return np.where(targets[positions] == 1, 5.0, -5.0)  # logits of a perfect head
+
+    score = au_validation_scorer(fold, targets, names=("AU1", "AU2"), predict=predict)
+    assert score() == 0.5  # AU1 right (F1 1); AU2 has no positive in val (F1 0 by zero_division)
+    assert asked == [[4]]
+    no_val = Fold(index=0, train=np.array([0, 1]), test=np.array([2, 3]), val=np.empty(0, np.int64))
+    assert au_validation_scorer(no_val, targets, names=("AU1", "AU2"), predict=predict) is None

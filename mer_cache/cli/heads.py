@@ -104,24 +104,23 @@ def _render(res) -> None:
 
 
 def _render_au(res) -> None:
-    """The AU run's table: per-AU F1 pooled, per fold and per dataset, with the mean."""
+    """The AU run's table: one row per AU (pooled F1, per dataset), the mean F1, per-fold means."""
     m = res.metrics
-    aus = m["aus"]
-    table = Table(title=f"{m['arch']} / {m['protocol']} AU detection ({len(m['folds'])} folds), F1")
-    for col in ("", "clips", *aus, "mean F1"):
-        table.add_column(col, justify="right", no_wrap=not col)
-    for f in m["folds"]:
-        table.add_row(f"fold {f['fold']}", str(f["n"]), *(f"{f['f1'][a]:.3f}" for a in aus),
-                      f"{f['mean_f1']:.3f}", style="dim")
-    p = m["pooled"]
-    table.add_row("[bold]pooled[/]", str(p["n"]), *(f"{p['f1'][a]:.3f}" for a in aus),
-                  f"[bold]{p['mean_f1']:.3f}[/]")
+    p, datasets = m["pooled"], list(m.get("per_dataset", {}))
+    table = Table(title=f"{m['arch']} / {m['protocol']} AU detection ({len(m['folds'])} folds)")
+    for col in ("AU", "clips with AU", "F1 pooled", *(f"F1 {d}" for d in datasets)):
+        table.add_column(col, justify="right")
+    for au in m["aus"]:
+        table.add_row(au, str(p["support"][au]), f"{p['f1'][au]:.3f}",
+                      *(f"{m['per_dataset'][d]['f1'][au]:.3f}" for d in datasets))
     lo, hi = m["pooled_ci95"]["mean_f1"]
-    table.add_row("95 % interval", "(subjects)", *[""] * len(aus), f"[{lo:.3f}, {hi:.3f}]", style="dim")
-    table.add_row("clips with AU", "", *(str(p["support"][a]) for a in aus), "", style="dim")
-    for name, s in m.get("per_dataset", {}).items():
-        table.add_row(f"pooled {name}", str(s["n"]), *(f"{s['f1'][a]:.3f}" for a in aus), f"{s['mean_f1']:.3f}")
+    table.add_row("[bold]mean F1[/]", f"{p['n']} clips", f"[bold]{p['mean_f1']:.3f}[/]",
+                  *(f"{m['per_dataset'][d]['mean_f1']:.3f}" for d in datasets))
+    table.add_row("95 % interval", "(subjects)", f"[{lo:.3f}, {hi:.3f}]", *[""] * len(datasets), style="dim")
     console.print(table)
+    folds = ", ".join(f"{f['fold']}: {f['mean_f1']:.3f}" for f in m["folds"])
+    console.print(f"mean F1 per fold (for reading): {folds}; mean of folds "
+                  f"{m['mean_of_folds']['mean_f1']:.3f}", highlight=False)
     for note in res.notes:
         console.print(f"[dim]note:[/] {note}", highlight=False)
     if res.out is not None:

@@ -198,3 +198,14 @@ def test_au_validation_score_reads_only_the_validation_clips():
     assert asked == [[4]]
     no_val = Fold(index=0, train=np.array([0, 1]), test=np.array([2, 3]), val=np.empty(0, np.int64))
     assert au_validation_scorer(no_val, targets, names=("AU1", "AU2"), predict=predict) is None
+
+
+def test_au_run_resumes_and_refuses_another_au_set(seqs, tmp_path):
+    config = HeadConfig(**SMALL, arch="mean", folds=2, epochs=1)
+    first = train_head(seqs, config, out=tmp_path / "run")
+    (tmp_path / "run/fold1.json").unlink()  # an interrupted run: fold 1 is trained again
+    again = train_head(seqs, config, out=tmp_path / "run")
+    assert again.metrics == first.metrics
+    with pytest.raises(ConfigError, match="config.aus"):
+        train_head(seqs, HeadConfig(**{**SMALL, "aus": ("AU4",)}, arch="mean", folds=2, epochs=1),
+                   out=tmp_path / "run")

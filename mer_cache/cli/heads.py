@@ -16,7 +16,7 @@ from rich.table import Table
 
 from mer_cache.cli.common import SeedOpt, console, err_console, run_guarded
 from mer_cache.errors import ConfigError
-from mer_cache.pipelines.configs import HEADS, PRESETS, HeadConfig, preset_fields
+from mer_cache.pipelines.configs import AU_DEFAULTS, HEADS, PRESETS, HeadConfig, preset_fields
 
 D = HeadConfig()  # every option's default
 
@@ -35,6 +35,9 @@ WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weig
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with native bf16, else fp32), fp32 or bf16.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")]
 ReferenceOpt = Annotated[str, typer.Option("--reference", help="first: subtract each clip's first (neutral onset) frame, removing identity; none: raw embeddings (the paper's code); auto: none for the static `frame` head, first otherwise.")]
+TaskOpt = Annotated[str, typer.Option("--task", help="emotion: one class per clip (UF1, UAR); au: action-unit detection, one sigmoid output per AU, scored by per-AU F1 and their mean (needs a cache of a dataset whose annotation codes AUs; --labels then only chooses the clips, default emotion = every clip; --balance defaults to loss = per-AU positive weights).")]
+AUsOpt = Annotated[str | None, typer.Option("--aus", help="With --task au: the AUs to detect, e.g. 1,2,4,12, or a set name (casme2, samm, cross, ...). Default: every AU coded in at least --au-min-clips clips.")]
+AUMinOpt = Annotated[int, typer.Option("--au-min-clips", help="With --task au and no --aus: keep the AUs coded in at least this many clips.")]
 PresetOpt = Annotated[str, typer.Option("--preset", help=f"Named settings ({', '.join(PRESETS)}). paper = Bai & Goecke's Exp-II/III training: --reference none --epoch-windows all --balance windows --window 13 --epochs 20 --batch-size 40 --lr 2.6e-3. Options given on the command line win over the preset.")]
 
 
@@ -100,6 +103,30 @@ def _render(res) -> None:
         console.print(f"Run written to {res.out} ({res.seconds:.1f} s of training).", highlight=False)
 
 
+def _render_au(res) -> None:
+    """The AU run's table: one row per AU (pooled F1, per dataset), the mean F1, per-fold means."""
+    m = res.metrics
+    p, datasets = m["pooled"], list(m.get("per_dataset", {}))
+    table = Table(title=f"{m['arch']} / {m['protocol']} AU detection ({len(m['folds'])} folds)")
+    for col in ("AU", "clips with AU", "F1 pooled", *(f"F1 {d}" for d in datasets)):
+        table.add_column(col, justify="right")
+    for au in m["aus"]:
+        table.add_row(au, str(p["support"][au]), f"{p['f1'][au]:.3f}",
+                      *(f"{m['per_dataset'][d]['f1'][au]:.3f}" for d in datasets))
+    lo, hi = m["pooled_ci95"]["mean_f1"]
+    table.add_row("[bold]mean F1[/]", f"{p['n']} clips", f"[bold]{p['mean_f1']:.3f}[/]",
+                  *(f"{m['per_dataset'][d]['mean_f1']:.3f}" for d in datasets))
+    table.add_row("95 % interval", "(subjects)", f"[{lo:.3f}, {hi:.3f}]", *[""] * len(datasets), style="dim")
+    console.print(table)
+    folds = ", ".join(f"{f['fold']}: {f['mean_f1']:.3f}" for f in m["folds"])
+    console.print(f"mean F1 per fold (for reading): {folds}; mean of folds "
+                  f"{m['mean_of_folds']['mean_f1']:.3f}", highlight=False)
+    for note in res.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+    if res.out is not None:
+        console.print(f"Run written to {res.out} ({res.seconds:.1f} s of training).", highlight=False)
+
+
 def _warn_leak(protocol: str) -> None:
     if protocol == "clip-kfold":
         from mer_cache.pipelines import LEAK_MESSAGE
@@ -116,6 +143,8 @@ def _config(ctx: typer.Context, preset: str, values: dict) -> HeadConfig:
         return source is not None and source.name == "COMMANDLINE"
 
     given = {k: v for k, v in values.items() if k not in fields or on_command_line(k)}
+    if values.get("task") == "au":  # the AU task's own defaults, for options left unsaid
+        given.update({k: v for k, v in AU_DEFAULTS.items() if k not in fields and not on_command_line(k)})
     return run_guarded(HeadConfig, **{**fields, **given})
 
 
@@ -164,9 +193,13 @@ def train_head_cmd(
     precision: PrecisionOpt = D.precision,
     device: DeviceOpt = D.device,
     reference: ReferenceOpt = D.reference,
+    task: TaskOpt = D.task,
+    aus: AUsOpt = None,
+    au_min_clips: AUMinOpt = D.au_min_clips,
 ) -> None:
     """Train a temporal head on a cache under an evaluation protocol; write the run directory."""
-    values = dict(arch=arch, window=window, window_stride=window_stride, epochs=epochs,
+    values = dict(task=task, aus=() if aus is None else tuple(run_guarded(_split, aus, str, "--aus")),
+                  au_min_clips=au_min_clips, arch=arch, window=window, window_stride=window_stride, epochs=epochs,
                   batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, balance=balance,
                   windows_per_clip=windows_per_clip, epoch_windows=epoch_windows, protocol=protocol,
                   folds=folds, labels=labels, val_subjects=val_subjects, patience=patience,
@@ -191,7 +224,7 @@ def train_head_cmd(
             many = run_guarded(train_head_seeds, seqs, config, seed_list, out=out, progress=progress,
                                on_seed=on_seed, fold_features=features, source=str(cache))
     if seed_list is None:
-        _render(res)
+        _render_au(res) if config.task == "au" else _render(res)
         return
     _render_seeds(many)
 

@@ -1,7 +1,8 @@
 """Temporal heads on cached embeddings: the mechanism (data, windows, models, one fold's training).
 
 Flow: :func:`load_sequences` (cache -> labelled sequences in memory) -> windows -> a head
-trained on one fold (:func:`mer_cache.heads.training.train_fold`). Whole runs (folds, guards,
+trained on one fold (:func:`mer_cache.heads.training.train_fold`; for action-unit
+detection :func:`mer_cache.heads.au.train_au_fold`). Whole runs (folds, guards,
 run folders, sweeps) are the job API: :func:`mer_cache.pipelines.head_training`,
 :func:`mer_cache.pipelines.run_sweep`. :func:`load_head` and :func:`predict_sequences`
 rebuild a fold's head from its checkpoint and predict new clips.
@@ -17,6 +18,7 @@ _EXPORTS = {
     "Sequences": "data", "load_sequences": "data", "sequences_from_arrays": "data",
     "sequences_from_cache": "data", "HEADS": "models", "create_head": "models",
     "load_head": "models", "HeadConfig": "config", "predict_sequences": "training",
+    "choose_au_targets": "au", "train_au_fold": "au",
 }
 
 __all__ = sorted(_EXPORTS)

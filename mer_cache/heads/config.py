@@ -20,6 +20,11 @@ BALANCES = ("windows", "loss", "none")
 EPOCH_WINDOWS = ("sample", "all")
 REFERENCES = ("auto", "first", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
+TASKS = ("emotion", "au")
+# What --task au changes when the option is not given: the label scheme then only chooses
+# the clips ('emotion' keeps every clip), and 'loss' weights each AU's positives in the BCE
+# (class-balanced window draws have no meaning for a multi-label target).
+AU_DEFAULTS = {"labels": "emotion", "balance": "loss"}
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,18 @@ class HeadConfig:
     # 'auto' = bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX), else float32;
     # weights, BatchNorm statistics and the loss stay float32 either way
     precision: str = "auto"
+    # 'emotion': one class per clip (softmax, UF1/UAR); 'au': action-unit detection, one
+    # sigmoid output per AU of the set below, scored by per-AU F1 and their mean (heads/au.py)
+    task: str = "emotion"
+    # The AU set of --task au: AU names (AU12, 12), or one set name of
+    # mer_cache.catalogue.aus.AU_SETS ('casme2', 'cross'); empty = every AU coded in at
+    # least au_min_clips of the run's clips. Side and intensity are dropped (R12B -> AU12).
+    aus: tuple[str, ...] = ()
+    au_min_clips: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "proj_dims", tuple(int(d) for d in self.proj_dims))
+        object.__setattr__(self, "aus", tuple(str(a).strip() for a in self.aus))
         problems = []
         if self.arch not in HEADS:
             problems.append(f"arch '{self.arch}' is unknown (known: {', '.join(HEADS)})")
@@ -98,8 +112,38 @@ class HeadConfig:
             problems.append(f"precision '{self.precision}' is unknown (known: {', '.join(PRECISIONS)})")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             problems.append(f"device '{self.device}' is not 'cpu' or 'cuda[:k]'")
+        problems += self._au_problems()
         if problems:
             raise ConfigError("Invalid head-training options: " + "; ".join(problems) + ".")
+
+    def _au_problems(self) -> list[str]:
+        if self.task not in TASKS:
+            return [f"task '{self.task}' is unknown (known: {', '.join(TASKS)})"]
+        if self.task != "au":
+            return [] if not self.aus else ["aus applies to task 'au' only"]
+        from mer_cache.catalogue.aus import AU_SETS, normalise_au_name
+        from mer_cache.errors import LabelError
+
+        problems = []
+        if self.balance == "windows":
+            problems.append("balance 'windows' draws equal windows per class, which a multi-label "
+                            "AU target has not; use 'loss' (per-AU positive weights in the BCE) or "
+                            "'none' with task 'au'")
+        if self.au_min_clips < 1:
+            problems.append(f"au_min_clips must be at least 1, got {self.au_min_clips}")
+        if len(self.aus) == 1 and self.aus[0] in AU_SETS:
+            return problems
+        for name in self.aus:
+            try:
+                norm = normalise_au_name(name)
+            except LabelError:
+                problems.append(f"'{name}' is neither an action unit (12, AU12) nor an AU set "
+                                f"({', '.join(AU_SETS)})")
+                continue
+            if norm[2:3] in "LR" or norm[-1] in "ABCDE":
+                problems.append(f"AU '{name}': side and intensity are dropped in task 'au'; write "
+                                f"AU{''.join(ch for ch in norm[2:] if ch.isdigit())}")
+        return problems
 
     @property
     def resolved_reference(self) -> str:

@@ -38,6 +38,9 @@ class Sequences:
         What loading dropped or changed, for the run report.
     dropped : dict
         ``"dataset/label" -> clips`` the label scheme left out (not in the arrays).
+    action_units : tuple of str
+        Each clip's AU annotation cell as written (``4+7``, "" when not coded), the raw
+        labels of the AU-detection task (:mod:`mer_cache.heads.au`); empty when unknown.
     """
 
     embeddings: list[np.ndarray]
@@ -51,9 +54,13 @@ class Sequences:
     fingerprint: dict | None = None
     notes: tuple[str, ...] = field(default=())
     dropped: dict[str, int] = field(default_factory=dict)
+    action_units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.embeddings)
+        if self.action_units and len(self.action_units) != n:
+            raise ConfigError(f"Sequences: action_units has {len(self.action_units)} entries for "
+                              f"{n} embeddings; give one AU cell per clip (or none).")
         for name in ("clip_ids", "subjects", "datasets", "labels", "y"):
             if len(getattr(self, name)) != n:
                 raise ConfigError(f"Sequences: {name} has {len(getattr(self, name))} entries "
@@ -91,8 +98,10 @@ class Sequences:
 
 
 def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, scheme: str,
-                          fingerprint: dict | None = None) -> Sequences:
+                          fingerprint: dict | None = None, action_units=None) -> Sequences:
     """Apply a label scheme to in-memory clips; clips the scheme drops are left out.
+
+    ``action_units`` (optional) gives each clip's AU annotation cell, kept for the kept clips.
 
     Every left-out clip is counted per dataset and label in ``Sequences.dropped``, in a note
     and in an :class:`~mer_cache.catalogue.labels.UnmappedLabelWarning`. Classes of the scheme
@@ -114,6 +123,7 @@ def sequences_from_arrays(embeddings, *, clip_ids, subjects, datasets, labels, s
         datasets=tuple(str(datasets[i]) for i in keep),
         labels=tuple(raw[i] for i in keep), y=lab.y, classes=lab.classes, scheme=scheme,
         fingerprint=fingerprint, notes=lab.notes, dropped=lab.dropped,
+        action_units=() if action_units is None else tuple(str(action_units[i]) for i in keep),
     )
 
 
@@ -142,6 +152,7 @@ def sequences_from_cache(cache, *, labels: str) -> Sequences:
         clip_ids=[c.clip_id for c in clips], subjects=[c.subject for c in clips],
         datasets=[c.dataset for c in clips], labels=[c.label for c in clips],
         scheme=labels, fingerprint=dict(cache.fingerprint),
+        action_units=[getattr(c, "action_units", "") for c in clips],  # "" from a cache-like without AUs
     )
 
 

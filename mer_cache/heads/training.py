@@ -118,13 +118,16 @@ def predict_sequences(head: TemporalHead, embeddings: list[np.ndarray], *, windo
 
 
 def batch_loss(head: TemporalHead, bank: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, *,
-               weight: torch.Tensor | None, precision: str) -> torch.Tensor | None:
-    """Cross-entropy of one training batch of windows ``rows`` (B, N) into ``bank``.
+               weight: torch.Tensor | None, precision: str,
+               loss_of: Callable[..., torch.Tensor] | None = None) -> torch.Tensor | None:
+    """Loss of one training batch of windows ``rows`` (B, N) into ``bank``.
 
     Each distinct frame is projected once (BatchNorm statistics over the distinct frames)
     and the windows are gathered from the projected frames; when no frame repeats, the
     gradients equal ``head(bank[rows])`` through the plain ``nn.LSTM`` (tested). None when
     the batch has a single distinct frame, of which BatchNorm cannot take statistics.
+    ``loss_of(logits, targets, weight)`` is the task's loss of the float32 logits (B, C);
+    cross-entropy by default (the emotion task).
     """
     uniq, inv = torch.unique(rows, return_inverse=True)  # (U,), (B, N)
     if len(uniq) < 2:
@@ -132,7 +135,42 @@ def batch_loss(head: TemporalHead, bank: torch.Tensor, rows: torch.Tensor, targe
     with _autocast(bank.device, precision):
         z = head.project(bank[uniq])  # (U, P)
         logits = head.decode(z[inv])  # (B, N, P) -> (B, C)
-    return F.cross_entropy(logits.float(), targets, weight=weight)
+    if loss_of is None:
+        return F.cross_entropy(logits.float(), targets, weight=weight)
+    return loss_of(logits.float(), targets, weight)
+
+
+def epoch_trainer(head: TemporalHead, bank: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor,
+                  sampler: EpochSampler, opt: torch.optim.Optimizer, *, batch_size: int, precision: str,
+                  drawn: list[int], weight: torch.Tensor | None = None,
+                  loss_of: Callable[..., torch.Tensor] | None = None) -> Callable[[int], float]:
+    """One training epoch over the windows ``sampler`` draws, as a ``train_epoch(epoch) -> loss``.
+
+    ``frames`` (W, N) holds each window's rows into ``bank`` and ``targets`` (W, ...) its
+    target; ``loss_of`` as in :func:`batch_loss`; ``drawn`` receives the window count of
+    every epoch.
+    """
+    device = bank.device
+
+    def train_epoch(epoch: int) -> float:
+        head.train()
+        ids = torch.from_numpy(sampler.next_epoch()).to(device)
+        drawn.append(len(ids))
+        total, n_seen = 0.0, 0
+        for start in range(0, len(ids), batch_size):
+            w = ids[start:start + batch_size]  # (B,)
+            loss = batch_loss(head, bank, frames[w], targets[w], weight=weight, precision=precision,
+                              loss_of=loss_of)
+            if loss is None:
+                continue
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(w)
+            n_seen += len(w)
+        return total / max(n_seen, 1)
+
+    return train_epoch
 
 
 def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConfig, *,
@@ -155,23 +193,8 @@ def train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadConf
     # fused Adam: one kernel per parameter tensor instead of a dozen elementwise ops
     opt = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     per_epoch_ids: list[int] = []
-
-    def train_epoch(epoch: int) -> float:
-        head.train()
-        ids = torch.from_numpy(sampler.next_epoch()).to(device)
-        per_epoch_ids.append(len(ids))
-        total, n_seen = 0.0, 0
-        for start in range(0, len(ids), config.batch_size):
-            w = ids[start:start + config.batch_size]  # (B,)
-            loss = batch_loss(head, bank, frames[w], targets[w], weight=weight, precision=precision)
-            if loss is None:
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(w)
-            n_seen += len(w)
-        return total / max(n_seen, 1)
+    train_epoch = epoch_trainer(head, bank, frames, targets, sampler, opt, batch_size=config.batch_size,
+                                precision=precision, drawn=per_epoch_ids, weight=weight)
 
     def predict_val(positions: np.ndarray) -> np.ndarray:
         return predict_clips(head, bank, lengths, positions, window=config.window,

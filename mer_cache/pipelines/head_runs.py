@@ -9,6 +9,9 @@ Layout of ``runs/NAME``::
     predictions.csv    clip, subject, dataset, fold, true, predicted, probability per class
     confusion_pooled.png, confusion_fold{k}.png
 
+An AU-detection run (``task='au'``) writes per-AU scores and probabilities instead, and no
+confusion matrices (:mod:`mer_cache.pipelines.au_runs`).
+
 A fold is written (checkpoint first, then its JSON, each atomically) as soon as it finishes.
 Rerunning the same configuration into the same directory opens each fold's JSON and
 checkpoint and skips the folds that are complete; a different configuration is refused
@@ -30,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mer_cache.catalogue.aus import AUTargets
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences
 from mer_cache.heads.config import HeadConfig
+from mer_cache.pipelines.au_runs import au_identity, au_results
 from mer_cache.protocol.metrics import summarize
 
 # what must match for a resume; fold_features: the fine-tuning run's folds and checkpoints
@@ -105,10 +110,11 @@ class RunDir:
 
     def __init__(self, out: Path | None, *, config: HeadConfig, seqs: Sequences,
                  notes: list[str], fold_features: dict | None = None,
-                 runtime: dict | None = None) -> None:
+                 runtime: dict | None = None, au: AUTargets | None = None) -> None:
         self.out = Path(out) if out is not None else None
-        self.config, self.seqs, self.notes = config, seqs, notes
-        self.doc = _jsonable({"config": asdict(config), "data": seqs.identity(),
+        self.config, self.seqs, self.notes, self.au = config, seqs, notes, au
+        data = seqs.identity() if au is None else {**seqs.identity(), "au_targets": au_identity(au)}
+        self.doc = _jsonable({"config": asdict(config), "data": data,
                               "fingerprint": seqs.fingerprint, "fold_features": fold_features,
                               "runtime": runtime,
                               "versions": versions(), "seed": config.seed, "notes": notes})
@@ -152,7 +158,9 @@ class RunDir:
         if self.out is None:
             return
         k = record["fold"]
-        ckpt = {"arch": self.config.arch, "in_dim": self.seqs.dim, "classes": list(self.seqs.classes),
+        outputs = self.seqs.classes if self.au is None else self.au.names  # one logit each
+        ckpt = {"arch": self.config.arch, "in_dim": self.seqs.dim, "classes": list(outputs),
+                "task": self.config.task,
                 "head_kwargs": self.config.head_kwargs(), "config": _jsonable(asdict(self.config)),
                 "fold": k, "window": self.config.window, "window_stride": self.config.window_stride,
                 "precision": record["precision"],
@@ -171,6 +179,13 @@ class RunDir:
         """Pool the folds' predictions, score them, and write the run's summary files."""
         seqs, classes = self.seqs, self.seqs.classes
         records = sorted(records, key=lambda r: r["fold"])
+        if self.au is not None:
+            metrics, rows = au_results(seqs, self.au, records, self.config, self.notes)
+            if self.out is not None:
+                self._write_outputs(metrics, rows, confusions=False)
+            return RunResult(config=self.config, metrics=metrics, predictions=rows, folds=records,
+                             notes=self.notes, seconds=float(sum(r["seconds"] for r in records)),
+                             out=self.out)
         clips = np.concatenate([np.asarray(r["test_clips"], dtype=np.int64) for r in records])
         fold = np.concatenate([[r["fold"]] * len(r["test_clips"]) for r in records])
         logits = np.concatenate([np.asarray(r["logits"], dtype=np.float64) for r in records])
@@ -198,14 +213,15 @@ class RunDir:
                          notes=self.notes, seconds=float(sum(r["seconds"] for r in records)),
                          out=self.out)
 
-    def _write_outputs(self, metrics: dict, rows: list[dict]) -> None:
+    def _write_outputs(self, metrics: dict, rows: list[dict], *, confusions: bool = True) -> None:
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
         write_atomic(self.out / "predictions.csv", text.getvalue().encode())
         try:
-            plot_confusions(metrics, self.out)
+            if confusions:
+                plot_confusions(metrics, self.out)
         except ImportError:
             self.notes.append("matplotlib is not installed: confusion PNGs skipped "
                               "(the matrices are in metrics.json)")

@@ -4,8 +4,9 @@ This is the job a notebook and ``mer-cache train-head`` call. It makes the folds
 (:mod:`mer_cache.protocol.folds`), refuses features whose trunk saw a test subject
 (:mod:`mer_cache.protocol.leakage`, on every route: a plain cache, a cache embedded with a
 fine-tuned checkpoint, a fold-cache folder), trains each fold with the heads' mechanism
-(:func:`mer_cache.heads.training.train_fold`, whose epochs are chosen on validation subjects
-only) and writes the run folder (:mod:`mer_cache.pipelines.head_runs`), resuming finished folds.
+(:func:`mer_cache.heads.training.train_fold`, or :func:`mer_cache.heads.au.train_au_fold` for
+action-unit detection, whose epochs are chosen on validation subjects only) and writes the run
+folder (:mod:`mer_cache.pipelines.head_runs`), resuming finished folds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from mer_cache.errors import ConfigError
+from mer_cache.heads.au import choose_au_targets, train_au_fold
 from mer_cache.heads.data import Sequences, reference_frames
 from mer_cache.heads.training import (
     HeadConfig, deterministic, predict_clips, resolve_device, resolve_precision, train_fold,
@@ -75,8 +77,17 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     notes.append(f"reference {config.reference} -> {reference}" + (
         " (each clip's first frame is subtracted from its frames)" if reference == "first" else
         " (raw embeddings)"))
-    folds = make_folds(seqs.y, seqs.groups, protocol=config.protocol, folds=config.folds,
-                       seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects,
+    au = None
+    fold_y, fold_classes = seqs.y, seqs.classes
+    if config.task == "au":  # multi-label: the emotion scheme only chose the clips
+        au = choose_au_targets(seqs, config, source=source or "these sequences")
+        fold_y, fold_classes = np.zeros(len(seqs), np.int64), ("clip",)  # folds not stratified
+        notes.append(f"task au: {len(au.names)} AUs ({', '.join(au.names)}), sigmoid loss, balance "
+                     f"{config.balance}; folds are subject folds not stratified by label")
+        if au.summary():
+            notes.append(au.summary())
+    folds = make_folds(fold_y, seqs.groups, protocol=config.protocol, folds=config.folds,
+                       seed=config.seed, classes=fold_classes, val_subjects=config.val_subjects,
                        datasets=np.asarray(seqs.datasets))
     if fold_features is not None:
         # Exp-I: fold k's trunk never saw fold k's test subjects; refuse before any training
@@ -96,7 +107,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
                      f"window and were padded by repeating their edge frames")
     run = RunDir(out, config=config, seqs=seqs, notes=notes,
                  fold_features=None if fold_features is None else fold_features.identity(),
-                 runtime={"precision": precision, "torch_threads": torch.get_num_threads()})
+                 runtime={"precision": precision, "torch_threads": torch.get_num_threads()}, au=au)
     bank = (torch.from_numpy(np.concatenate(reference_frames(seqs.embeddings, reference)))
             .to(device)  # (sum T, D)
             if fold_features is None else None)
@@ -115,8 +126,12 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
             t0 = time.perf_counter()
             fbank = bank if fold_features is None else torch.from_numpy(np.concatenate(
                 reference_frames(fold_features.embeddings(fold.index), reference))).to(device)
-            head, record = train_fold(fbank, seqs, fold, config, precision=precision,
-                                       n_folds=len(folds), progress=progress)
+            if au is None:
+                head, record = train_fold(fbank, seqs, fold, config, precision=precision,
+                                          n_folds=len(folds), progress=progress)
+            else:
+                head, record = train_au_fold(fbank, seqs, au, fold, config, precision=precision,
+                                             n_folds=len(folds), progress=progress)
             logits = predict_clips(head, fbank, seqs.lengths, fold.test, window=config.window,
                                    stride=config.window_stride, precision=precision)
             if fold_features is not None:

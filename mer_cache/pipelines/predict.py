@@ -152,6 +152,10 @@ def load_fold_heads(run_dir: Path | str) -> list[FoldHead]:
                               f"short, overwritten or is not a file train-head wrote. Delete "
                               f"{path} and rerun the same `mer-cache train-head` command: it "
                               f"retrains that fold only.") from None
+        if meta.get("task", "emotion") != "emotion":  # its outputs are AUs, not classes
+            raise ConfigError(f"{path} is a head of task '{meta['task']}'; predict applies emotion "
+                              f"runs only. Its test-clip AU probabilities are in "
+                              f"{run_dir / 'predictions.csv'}.")
         heads.append(FoldHead(k, head, int(meta["window"]), int(meta["window_stride"]),
                               str(meta["precision"]), tuple(meta["classes"]),
                               str(meta.get("reference", "none"))))

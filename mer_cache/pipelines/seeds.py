@@ -44,10 +44,13 @@ def train_head_seeds(seqs: Sequences, config: HeadConfig, seeds: list[int], *,
     Raises
     ------
     ConfigError
-        For an empty or repeated seed list.
+        For an empty or repeated seed list, or a task other than 'emotion'.
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds needs distinct seeds, got {seeds}.")
+    if config.task != "emotion":  # the summary reads UF1/UAR/accuracy
+        raise ConfigError(f"--seeds summarizes emotion runs (UF1, UAR); task '{config.task}' is not "
+                          "supported there yet. Run one --seed at a time.")
     runs = []
     for i, seed in enumerate(seeds):
         if on_seed:

@@ -121,10 +121,14 @@ def run_sweep(seqs: Sequences, grid: Mapping[str, Sequence], *, base: HeadConfig
     Raises
     ------
     ConfigError, ProtocolError
-        For an invalid grid, or outer/inner folds that cannot be made.
+        For an invalid grid (or a task other than 'emotion'), or outer/inner folds that cannot
+        be made.
     """
     if inner_folds < 2:
         raise ConfigError(f"inner_folds must be at least 2, got {inner_folds}.")
+    if base.task != "emotion":  # selection and the grid read UF1
+        raise ConfigError(f"sweep selects on UF1 of emotion classes; task '{base.task}' is not "
+                          "supported there yet. Train each configuration with train-head.")
     points = expand_grid(grid, base=base)
     for _, config in points:  # refuse a bad grid point before hours of the others
         check_window(seqs.lengths, window=config.window)

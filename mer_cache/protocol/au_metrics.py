@@ -74,3 +74,47 @@ def summarize_aus(y_true: np.ndarray, y_pred: np.ndarray, datasets: np.ndarray |
                                                np.asarray(y_pred)[datasets == d], names=names)
                                   for d in present}
     return out
+
+
+def au_subject_bootstrap(y_true: np.ndarray, y_pred: np.ndarray, subjects: np.ndarray, *,
+                         seed: int = 0, n_resamples: int = 1000) -> list[float]:
+    """Percentile 95 % interval of the pooled mean AU F1, resampling subjects with replacement.
+
+    The same resampling as :func:`mer_cache.protocol.intervals.subject_bootstrap` (all of a
+    subject's clips together): per-subject true/false positive and false negative counts of
+    every AU are summed with the resample's weights in one matrix product, and each AU's F1
+    is ``2TP / (2TP + FP + FN)`` (0 when undefined, as ``zero_division=0``).
+    """
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)  # (n, A)
+    units, unit = np.unique(np.asarray(subjects), return_inverse=True)
+    onehot = np.zeros((len(units), len(y_true)))
+    onehot[unit, np.arange(len(y_true))] = 1.0  # (U, n)
+    tp, fp = onehot @ (y_true * y_pred), onehot @ ((1 - y_true) * y_pred)  # (U, A)
+    fn = onehot @ (y_true * (1 - y_pred))  # (U, A)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(units), size=(n_resamples, len(units)))  # (B, U)
+    weights = np.zeros((n_resamples, len(units)))
+    np.add.at(weights, (np.arange(n_resamples)[:, None], picks), 1.0)  # (B, U) times drawn
+    tp_b, fp_b, fn_b = weights @ tp, weights @ fp, weights @ fn  # (B, A)
+    den = 2 * tp_b + fp_b + fn_b
+    f1 = np.divide(2 * tp_b, den, out=np.zeros_like(den), where=den > 0)
+    lo, hi = np.percentile(f1.mean(1), [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def summarize_au_run(y_true: np.ndarray, y_pred: np.ndarray, fold: np.ndarray, datasets: np.ndarray,
+                     subjects: np.ndarray, *, names: tuple[str, ...] | list[str], seed: int = 0) -> dict:
+    """Everything an AU run reports: pooled and per-dataset scores (:func:`summarize_aus`),
+    the pooled mean F1's 95 % subject-bootstrap interval, and each fold's scores (for reading:
+    a fold of one or two subjects lacks most AUs, so its mean F1 is noisy).
+    """
+    out = summarize_aus(y_true, y_pred, datasets, names=names)
+    out["pooled_ci95"] = {"mean_f1": au_subject_bootstrap(y_true, y_pred, subjects, seed=seed),
+                          "method": "percentile bootstrap over subjects",
+                          "units": int(len(np.unique(subjects)))}
+    fold = np.asarray(fold)
+    out["folds"] = [{"fold": int(k), **au_scores(np.asarray(y_true)[fold == k],
+                                                 np.asarray(y_pred)[fold == k], names=names)}
+                    for k in sorted(set(fold.tolist()))]
+    out["mean_of_folds"] = {"mean_f1": _r(np.mean([f["mean_f1"] for f in out["folds"]]))}
+    return out

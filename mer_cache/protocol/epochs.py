@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
+from mer_cache.protocol.au_metrics import au_scores, predict_present
 from mer_cache.protocol.early_stopping import EarlyStopping
 from mer_cache.protocol.folds import Fold
 from mer_cache.protocol.metrics import scores
@@ -61,6 +62,21 @@ def validation_scorer(fold: Fold, y: np.ndarray, *, n_classes: int,
     if len(np.intersect1d(val, fold.test)):  # a Fold built by hand could mix them
         raise ValueError(f"fold {fold.index}: validation and test positions overlap")
     return lambda: float(scores(y[val], predict(val), n_classes=n_classes)["uf1"])
+
+
+def au_validation_scorer(fold: Fold, targets: np.ndarray, *, names: tuple[str, ...],
+                         predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[], float] | None:
+    """Mean AU F1 on the fold's validation part only (the AU task), or None without one.
+
+    ``targets`` is the (n, A) 0/1 AU matrix; ``predict(positions)`` returns (len, A) logits and
+    is only ever called with ``fold.val``. An AU is present when its logit is above 0.
+    """
+    val = fold.val
+    if len(val) == 0:
+        return None
+    if len(np.intersect1d(val, fold.test)):
+        raise ValueError(f"fold {fold.index}: validation and test positions overlap")
+    return lambda: float(au_scores(targets[val], predict_present(predict(val)), names=names)["mean_f1"])
 
 
 def fit_epochs(model: nn.Module, *, epochs: int, patience: int, train_epoch: Callable[[int], float],

@@ -151,6 +151,9 @@ def open_group(path: Path, *, mode: str = "r") -> tuple[zarr.Group, dict]:
     except Exception as exc:  # zarr raises several types for a folder that is not a group
         raise CacheError(f"{path} is not a readable Zarr cache ({exc}). "
                          "Point --cache at a folder written by `mer-cache extract`.") from None
+    if attrs and attrs.get("kind", "embeddings") != "embeddings":
+        raise CacheError(f"{path} is a {attrs['kind']} cache, not an embedding cache: heads read "
+                         f"it with `mer-cache train-head --arch ststnet|offapexnet`.")
     if not attrs or attrs.get("layout_version") != LAYOUT_VERSION:
         raise CacheError(f"{path} is a Zarr group but not a mer-cache cache of layout "
                          f"version {LAYOUT_VERSION}. Re-extract into a new --out folder.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +13,7 @@ from rich.table import Table
 from mer_cache.cli.common import SeedOpt, console, err_console, run_guarded
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import load_sequences
+from mer_cache.heads.flow_models import FLOW_HEADS
 from mer_cache.heads.folds import LEAK_MESSAGE, SubjectLeakWarning
 from mer_cache.heads.sweep import run_sweep
 from mer_cache.heads.training import HeadConfig, ProgressEvent, RunResult, train_head
@@ -99,8 +100,13 @@ def _load_inputs(cache: Path, labels: str):
 
     One ``fold{k}.zarr`` on its own is refused: its trunk trained on other folds' test subjects.
     """
+    from mer_cache.cache import cache_kind
     from mer_cache.finetune.guard import check_not_fold_cache, is_fold_cache_dir, load_fold_features
 
+    if cache_kind(cache) == "flow":  # one flow map per clip, for --arch ststnet|offapexnet
+        from mer_cache.heads.flow_data import load_flow_sequences
+
+        return run_guarded(load_flow_sequences, cache, labels=labels), None
     if is_fold_cache_dir(cache):
         features = run_guarded(load_fold_features, cache, labels=labels)
         return features.sequences[0], features
@@ -112,11 +118,11 @@ def _load_inputs(cache: Path, labels: str):
 def train_head_cmd(
     cache: CacheOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option("--arch", help="Head: lstm (Exp-II), bilstm (Exp-III), gru, mean, frame.")] = "bilstm",
+    arch: Annotated[str, typer.Option("--arch", help="Head: lstm (Exp-II), bilstm (Exp-III), gru, mean, frame; on a flow cache ststnet or offapexnet.")] = "bilstm",
     folds: FoldsOpt = 5,
     protocol: ProtocolOpt = "subject-kfold",
     labels: LabelsOpt = "smic4",
-    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13).")] = 13,
+    window: Annotated[Optional[int], typer.Option("--window", help="Window length N in frames (default 13, the paper's; 1 for the flow heads).")] = None,
     window_stride: Annotated[int, typer.Option("--window-stride", help="Frames between window starts.")] = 1,
     epochs: EpochsOpt = 20,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per batch (paper: 40/20).")] = 40,
@@ -132,6 +138,8 @@ def train_head_cmd(
     reference: ReferenceOpt = "auto",
 ) -> None:
     """Train a temporal head on a cache under an evaluation protocol; write the run directory."""
+    if window is None:
+        window = 1 if arch in FLOW_HEADS else 13
     config = run_guarded(HeadConfig, arch=arch, window=window, window_stride=window_stride,
                          epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                          seed=seed, balance=balance, windows_per_clip=windows_per_clip,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mer_cache.errors import ConfigError
+from mer_cache.heads.flow_models import FLOW_HEADS
 
 PROJECTION_DIMS = (1024, 768, 512)  # reference code: fc 1024 -> 768 -> 512
 HIDDEN = 512  # LSTM hidden size in Exp-II and Exp-III
@@ -130,6 +131,7 @@ class FrameHead(MeanHead):
 
 HEADS: dict[str, Callable[..., TemporalHead]] = {
     "lstm": LSTMHead, "bilstm": BiLSTMHead, "gru": GRUHead, "mean": MeanHead, "frame": FrameHead,
+    **FLOW_HEADS,  # one (C, H, W) flow map per clip, seen as a length-1 sequence
 }
 
 

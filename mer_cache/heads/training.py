@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from mer_cache.errors import ConfigError
 from mer_cache.heads.data import Sequences, reference_frames
 from mer_cache.heads.early_stopping import EarlyStopping
+from mer_cache.heads.flow_models import FLOW_HEADS
 from mer_cache.heads.folds import LEAK_MESSAGE, PROTOCOLS, Fold, make_folds
 from mer_cache.heads.metrics import scores
 from mer_cache.heads.models import FC, HEADS, HIDDEN, PROJECTION_DIMS, TemporalHead, create_head
@@ -95,6 +96,9 @@ class HeadConfig:
         for name in ("window", "window_stride", "epochs", "batch_size", "patience", "hidden", "fc"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.arch in FLOW_HEADS and self.window != 1:
+            problems.append(f"arch '{self.arch}' reads one flow map per clip: use window 1, "
+                            f"not {self.window}")
         if self.folds < 2:
             problems.append(f"folds must be at least 2, got {self.folds}")
         if not self.lr > 0 or self.weight_decay < 0 or self.val_subjects < 0:
@@ -117,7 +121,8 @@ class HeadConfig:
     def resolved_reference(self) -> str:
         if self.reference != "auto":
             return self.reference
-        return "none" if self.arch == "frame" else "first"
+        # 'first' would subtract a flow clip's only map from itself
+        return "none" if self.arch == "frame" or self.arch in FLOW_HEADS else "first"
 
     def head_kwargs(self) -> dict:
         return {"proj_dims": list(self.proj_dims), "hidden": self.hidden, "fc": self.fc}
@@ -290,6 +295,19 @@ def _train_fold(bank: torch.Tensor, seqs: Sequences, fold: Fold, config: HeadCon
     return head, record
 
 
+def _check_features(seqs: Sequences, config: HeadConfig) -> None:
+    """Flow heads train on flow caches only, sequence heads on embedding caches only."""
+    is_flow = (seqs.fingerprint or {}).get("features") == "flow"
+    if is_flow and config.arch not in FLOW_HEADS:
+        raise ConfigError(f"These clips come from a flow cache (one map per clip); arch "
+                          f"'{config.arch}' needs an embedding cache. Use --arch "
+                          f"{' or '.join(FLOW_HEADS)}, or --cache an embedding cache.")
+    if config.arch in FLOW_HEADS and not is_flow:
+        raise ConfigError(f"arch '{config.arch}' reads optical-flow maps; these clips come from "
+                          f"an embedding cache. Make a flow cache with `mer-cache extract "
+                          f"--features flow` and pass it as --cache.")
+
+
 def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
                progress: Progress | None = None, fold_features=None) -> RunResult:
     """Train and evaluate a head under a protocol; write the run directory if ``out`` is given.
@@ -324,6 +342,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     if config.labels != seqs.scheme:
         raise ConfigError(f"The run asks for labels '{config.labels}' but the sequences were "
                           f"labelled with '{seqs.scheme}'. Load them with the same scheme.")
+    _check_features(seqs, config)
     check_window(seqs.lengths, window=config.window)
     device = _device(config)
     precision = resolve_precision(config, device)
@@ -333,7 +352,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     reference = config.resolved_reference
     notes.append(f"reference {config.reference} -> {reference}" + (
         " (each clip's first frame is subtracted from its frames)" if reference == "first" else
-        " (raw embeddings)"))
+        " (raw features, as cached)"))
     folds = make_folds(seqs.y, seqs.groups, protocol=config.protocol, folds=config.folds,
                        seed=config.seed, classes=seqs.classes, val_subjects=config.val_subjects)
     if fold_features is not None:

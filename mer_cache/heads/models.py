@@ -129,10 +129,12 @@ class FrameHead(MeanHead):
         return self.cls(z).mean(dim=1)  # (B, T, C) -> (B, C)
 
 
-HEADS: dict[str, Callable[..., TemporalHead]] = {
+SEQUENCE_HEADS: dict[str, Callable[..., TemporalHead]] = {
     "lstm": LSTMHead, "bilstm": BiLSTMHead, "gru": GRUHead, "mean": MeanHead, "frame": FrameHead,
-    **FLOW_HEADS,  # one (C, H, W) flow map per clip, seen as a length-1 sequence
 }
+# every head the loop trains: the flow heads read one (C, H, W) map per clip, seen as a
+# length-1 sequence (heads/flow_models.py)
+HEADS: dict[str, Callable[..., torch.nn.Module]] = {**SEQUENCE_HEADS, **FLOW_HEADS}
 
 
 def create_head(arch: str, *, in_dim: int, n_classes: int, proj_dims: tuple[int, ...] = PROJECTION_DIMS,

@@ -33,6 +33,11 @@ def test_extract_flow_then_train_a_flow_head(synth_root, tmp_path):
     assert "apex estimated" in res.output and "Flow cache complete: True" in res.output
     again = _run("extract", "--features", "flow", "--dataset", "smic", "--root", synth_root, "--out", out)
     assert again.exit_code == 0 and "resumed" in again.output
+    info = _run("cache", "info", out, "--json")
+    assert info.exit_code == 0, info.output
+    data = json.loads(info.output)
+    assert data["apex_estimated"] == 8 and len(data["frames_used"]) == 8
+    assert {u["apex_source"] for u in data["frames_used"].values()} == {"estimated"}
     run = tmp_path / "run"
     res = _run("train-head", "--cache", out, "--arch", "ststnet", "--folds", "2", "--epochs", "2",
                "--out", run)

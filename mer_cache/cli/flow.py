@@ -47,3 +47,36 @@ def extract_flow(*, dataset: str, root: Path, out: Path, dataset_option: list[st
         raise typer.Exit(1)
     console.print(f"Flow cache complete: {result.complete}. Train a flow head with "
                   f"`mer-cache train-head --cache {result.path} --arch ststnet ...`.", highlight=False)
+
+
+def print_flow_info(cache: Path, *, as_json: bool) -> None:
+    """`mer-cache cache info` of a flow cache: parameters, status, and the frames per clip."""
+    import json
+
+    from mer_cache.cache import open_flow_cache
+
+    flow = run_guarded(open_flow_cache, cache, require_complete=False)
+    data = flow.info()
+    used = flow.frames_used()
+    data["frames_used"] = {c.clip_id: {"onset": u.onset, "apex": u.apex, "apex_source": u.apex_source}
+                           for c, u in zip(flow.clips, used)}
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    fp = data["fingerprint"]
+    t = Table(title=f"Flow cache {cache}", show_header=False)
+    for key in ("method", "frame_size", "out_size", "interpolation", "apex_rule", "dtype",
+                "opencv_version", "catalogue_sha256"):
+        t.add_row(key, str(fp.get(key)))
+    t.add_row("tvl1", json.dumps(fp.get("tvl1")))
+    t.add_row("shape per clip", " x ".join(map(str, data["shape"])) + f" ({', '.join(flow.channels)})")
+    s = data["status"]
+    t.add_row("status", f"{s['n_done']} done, {s['n_failed']} failed of {s['n_clips']}")
+    t.add_row("apex", f"{data['apex_annotated']} annotated, {data['apex_estimated']} estimated")
+    console.print(t)
+    c = Table(title="Frames used (0-based)")
+    for col in ("clip", "label", "onset", "apex", "apex source"):
+        c.add_column(col)
+    for clip, u in zip(flow.clips, used):
+        c.add_row(clip.clip_id, clip.label, str(u.onset), str(u.apex), u.apex_source)
+    console.print(c)

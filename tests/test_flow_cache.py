@@ -88,3 +88,19 @@ def test_kinds_are_told_apart_with_a_clear_error(tmp_path, tiny_clips):
         open_flow_cache(emb)
     with pytest.raises(CacheError, match="embedding cache"):
         extract_flow_cache(tiny_clips[:2], emb, config=SMALL)
+
+
+def test_a_clip_of_one_frame_fails_with_its_reason_and_the_run_goes_on(tmp_path, tiny_clips):
+    clips = [dataclasses.replace(tiny_clips[0], frames=tiny_clips[0].frames[:1], onset=None,
+                                 apex=None, offset=None), tiny_clips[1]]
+    res = extract_flow_cache(clips, tmp_path / "f.zarr", config=SMALL)
+    assert res.n_written == 1 and "no frame after the onset" in res.failed[clips[0].clip_id]
+
+
+def test_flow_extraction_refuses_several_processes(tmp_path, monkeypatch):
+    from mer_cache.errors import ConfigError
+    from mer_cache.flow import run_flow_extract_job
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="one process"):
+        run_flow_extract_job("smic", tmp_path, tmp_path / "f.zarr")

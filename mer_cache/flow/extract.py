@@ -7,6 +7,7 @@ on. Rerunning the same call resumes: done clips are kept, failed ones retried.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from mer_cache.cache.flow_api import (
     FlowCacheWriter, build_flow_fingerprint, prepare_flow_cache,
 )
 from mer_cache.catalogue.clip import Clip
-from mer_cache.errors import DatasetError
+from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.flow.apex import choose_frames
 from mer_cache.flow.compute import flow_maps, opencv_version, prepare_grey
 from mer_cache.flow.config import FlowConfig
@@ -130,9 +131,15 @@ def extract_flow_cache(clips: list[Clip], out: Path | str, *, config: FlowConfig
             writer.fail(i, str(exc))
             failed[clip.clip_id] = str(exc)
         else:
-            writer.write(i, maps, used)
-            written += 1
-            estimated += used.apex_source == "estimated"
+            if np.isfinite(maps).all():
+                writer.write(i, maps, used)
+                written += 1
+                estimated += used.apex_source == "estimated"
+            else:
+                reason = (f"TV-L1 gave NaN/inf flow between frames {used.onset} and {used.apex}; "
+                          "check that both frames decode to real images")
+                writer.fail(i, reason)
+                failed[clip.clip_id] = reason
         if progress:
             progress(n_before + k + 1, len(clips))
     summary = writer.finalize()
@@ -148,5 +155,8 @@ def run_flow_extract_job(dataset: str, root: Path | str, out: Path | str, *,
     """Load a catalogue and write its flow cache (what ``extract --features flow`` calls)."""
     from mer_cache.catalogue import load_catalogue
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("Flow extraction runs in one process (one writer per flow cache); "
+                          "start it without torchrun.")
     clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
     return extract_flow_cache(clips, out, config=config, progress=progress)

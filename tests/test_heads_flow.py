@@ -89,6 +89,8 @@ def test_flow_arch_and_cache_kind_must_match():
     with pytest.raises(ConfigError, match="use window 1"):
         HeadConfig(arch="ststnet")
     assert HeadConfig(arch="offapexnet", window=1).resolved_reference == "none"
+    with pytest.raises(ConfigError, match="only map from itself"):
+        HeadConfig(arch="ststnet", window=1, reference="first")
 
 
 @pytest.mark.parametrize("arch, epochs, lr", [("ststnet", 12, 5e-3), ("offapexnet", 10, 1e-3)])

@@ -99,6 +99,9 @@ class HeadConfig:
         if self.arch in FLOW_HEADS and self.window != 1:
             problems.append(f"arch '{self.arch}' reads one flow map per clip: use window 1, "
                             f"not {self.window}")
+        if self.arch in FLOW_HEADS and self.reference == "first":
+            problems.append(f"reference 'first' would subtract a flow clip's only map from itself "
+                            f"(arch '{self.arch}'): use reference auto or none")
         if self.folds < 2:
             problems.append(f"folds must be at least 2, got {self.folds}")
         if not self.lr > 0 or self.weight_decay < 0 or self.val_subjects < 0:

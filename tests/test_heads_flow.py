@@ -116,3 +116,18 @@ def test_early_stopping_picks_the_epoch_on_training_subjects_only():
         assert rec["val_subjects"] and not set(rec["val_subjects"]) & set(rec["test_subjects"])
         assert not set(rec["val_subjects"]) & set(rec["train_subjects"])
         assert 1 <= rec["best_epoch"] <= rec["epochs_run"] and len(rec["val_uf1_history"]) == rec["epochs_run"]
+
+
+def test_loso_on_a_composite_reports_every_dataset():
+    """The MEGC composite protocol: one fold per subject, pooled and per-dataset UF1 / UAR."""
+    seqs = planted_flow(n_subjects=4, clips_per_class=1)
+    datasets = ["smic" if s in ("s0", "s1") else "casme2" for s in seqs.subjects]
+    ids = [f"{d}/{c.split('/', 1)[1]}" for d, c in zip(datasets, seqs.clip_ids)]
+    composite = sequences_from_arrays(seqs.embeddings, clip_ids=ids, subjects=seqs.subjects,
+                                      datasets=datasets, labels=seqs.labels, scheme="smic4",
+                                      fingerprint=FLOW_FP)
+    res = train_head(composite, HeadConfig(arch="ststnet", window=1, epochs=2, protocol="loso",
+                                           precision="fp32"))
+    assert len(res.folds) == 4
+    assert set(res.metrics["per_dataset"]) == {"smic", "casme2"}
+    assert res.metrics["per_dataset"]["smic"]["n"] == 6

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from mer_cache.errors import ConfigError
-from mer_cache.heads.models import HEADS, create_head
+from mer_cache.heads.models import SEQUENCE_HEADS, create_head
 
 SMALL = dict(proj_dims=(32, 24, 16), hidden=12, fc=8)
 
 
-@pytest.mark.parametrize("arch", sorted(HEADS))
+@pytest.mark.parametrize("arch", sorted(SEQUENCE_HEADS))  # flow heads: test_heads_flow.py
 def test_head_maps_windows_to_class_logits(arch):
     torch.manual_seed(0)
     head = create_head(arch, in_dim=10, n_classes=4, **SMALL)

@@ -57,8 +57,13 @@ def build_fingerprint(
     return json.loads(json.dumps(fp))  # normalise tuples -> lists, as stored
 
 
-def diff_fingerprints(stored: dict, new: dict) -> tuple[list[str], list[str]]:
-    """(identity differences, provenance differences) as readable lines."""
+def diff_fingerprints(stored: dict, new: dict, *, identity_fields: tuple[str, ...] = IDENTITY_FIELDS,
+                      provenance_fields: tuple[str, ...] = PROVENANCE_FIELDS,
+                      ) -> tuple[list[str], list[str]]:
+    """(identity differences, provenance differences) as readable lines.
+
+    The field lists default to the embedding cache's; the flow cache passes its own.
+    """
 
     def lines(fields: tuple[str, ...]) -> list[str]:
         out = []
@@ -68,7 +73,7 @@ def diff_fingerprints(stored: dict, new: dict) -> tuple[list[str], list[str]]:
                 out.append(f"{f}: cache has {_short(a)}, this run has {_short(b)}")
         return out
 
-    return lines(IDENTITY_FIELDS), lines(PROVENANCE_FIELDS)
+    return lines(identity_fields), lines(provenance_fields)
 
 
 def _short(value) -> str:

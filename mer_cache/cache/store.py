@@ -194,6 +194,9 @@ def open_group(path: Path, *, mode: str = "r") -> tuple[zarr.Group, dict]:
         raise CacheError(f"{path} is a Zarr folder but its {meta.name} has no '{ATTR_KEY}' "
                          "attribute: it was not written by `mer-cache extract`. Pass a cache folder "
                          "written by extract.")
+    if isinstance(attrs, dict) and attrs.get("kind", "embeddings") != "embeddings":
+        raise CacheError(f"{path} is a {attrs['kind']} cache, not an embedding cache: heads read "
+                         f"it with `mer-cache train-head --arch ststnet|offapexnet`.")
     _check_attrs(attrs, meta)
     for name in ("embeddings", "status"):
         if not (path / name / "zarr.json").is_file():

@@ -23,6 +23,7 @@ _MODULES = [
     ("extract", ("commands", None)),
     ("cache", ("group", "cache")),
     ("heads", ("commands", None)),
+    ("fusion", ("commands", None)),
     ("finetune", ("commands", None)),
     ("predict", ("commands", None)),
 ]

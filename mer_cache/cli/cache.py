@@ -19,8 +19,13 @@ CacheArg = Annotated[Path, typer.Argument(help="Cache folder written by `mer-cac
 @app.command("info")
 def info(cache: CacheArg, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Fingerprint, clips, frames, D, dtype, bytes on disk and clips per class."""
-    from mer_cache.cache import open_cache
+    from mer_cache.cache import cache_kind, open_cache
 
+    if cache_kind(cache) == "flow":
+        from mer_cache.cli.flow import print_flow_info
+
+        print_flow_info(cache, as_json=as_json)
+        return
     data = run_guarded(lambda: open_cache(cache, require_complete=False).info())
     if as_json:
         console.print_json(json.dumps(data, default=str))

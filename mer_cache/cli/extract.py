@@ -58,6 +58,7 @@ def extract(
     resize_mode: ResizeModeOpt = None,
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
+    features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -65,8 +66,16 @@ def extract(
     Under `torchrun --nproc-per-node N -m mer_cache extract ...` ranks split the clips.
     With --finetuned-run, one cache per fold of the fine-tuning run (Exp-I).
     """
-    from mer_cache.pipelines import ExtractOptions
-    from mer_cache.pipelines import ExtractJob, run_extract_job
+    if features not in ("embeddings", "flow"):
+        fail(ConfigError(f"--features must be embeddings or flow, got {features!r}."))
+    if features == "flow":  # all of it lives in cli/flow.py and mer_cache.flow
+        from mer_cache.cli.flow import extract_flow
+
+        extract_flow(dataset=dataset, root=root, out=out, dataset_option=dataset_option,
+                     ignored={"--trunk": trunk, "--weights": weights, "--layer": layer,
+                              "--resize-mode": resize_mode, "--finetuned-run": finetuned_run})
+        return
+    from mer_cache.pipelines import ExtractJob, ExtractOptions, run_extract_job
 
     if finetuned_run is not None:
         given = [name for name, value in (("--trunk", trunk), ("--weights", weights),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,7 +16,9 @@ from rich.table import Table
 
 from mer_cache.cli.common import SeedOpt, console, err_console, run_guarded
 from mer_cache.errors import ConfigError
-from mer_cache.pipelines.configs import AU_DEFAULTS, HEADS, PRESETS, HeadConfig, preset_fields
+from mer_cache.pipelines.configs import (
+    AU_DEFAULTS, FLOW_HEADS, HEADS, PRESETS, HeadConfig, preset_fields,
+)
 
 D = HeadConfig()  # every option's default
 
@@ -143,6 +145,9 @@ def _config(ctx: typer.Context, preset: str, values: dict) -> HeadConfig:
         return source is not None and source.name == "COMMANDLINE"
 
     given = {k: v for k, v in values.items() if k not in fields or on_command_line(k)}
+    if given.get("arch") in FLOW_HEADS and "window" in given and not on_command_line("window"):
+        given["window"] = 1  # a flow head reads one map per clip
+
     if values.get("task") == "au":  # the AU task's own defaults, for options left unsaid
         given.update({k: v for k, v in AU_DEFAULTS.items() if k not in fields and not on_command_line(k)})
     return run_guarded(HeadConfig, **{**fields, **given})
@@ -172,12 +177,12 @@ def train_head_cmd(
     ctx: typer.Context,
     cache: CacheOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option("--arch", help=f"Head: {', '.join(HEADS)} (lstm = Exp-II, bilstm = Exp-III with --preset paper).")] = D.arch,
+    arch: Annotated[str, typer.Option("--arch", help=f"Head: {', '.join(HEADS)} (lstm = Exp-II, bilstm = Exp-III with --preset paper; ststnet and offapexnet read a flow cache).")] = D.arch,
     preset: PresetOpt = "default",
     folds: FoldsOpt = D.folds,
     protocol: ProtocolOpt = D.protocol,
     labels: LabelsOpt = D.labels,
-    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13).")] = D.window,
+    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13; 1 for the flow heads, their default).")] = D.window,
     window_stride: Annotated[int, typer.Option("--window-stride", help="Frames between window starts.")] = D.window_stride,
     epochs: EpochsOpt = D.epochs,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per batch (paper: 40/20).")] = D.batch_size,

@@ -5,7 +5,9 @@ trained on one fold (:func:`mer_cache.heads.training.train_fold`; for action-uni
 detection :func:`mer_cache.heads.au.train_au_fold`). Whole runs (folds, guards,
 run folders, sweeps) are the job API: :func:`mer_cache.pipelines.head_training`,
 :func:`mer_cache.pipelines.run_sweep`. :func:`load_head` and :func:`predict_sequences`
-rebuild a fold's head from its checkpoint and predict new clips.
+rebuild a fold's head from its checkpoint and predict new clips. On a flow cache,
+:func:`load_flow_sequences` and the flow heads (``ststnet``, ``offapexnet``) go through the
+same job API; :func:`mer_cache.pipelines.fuse_runs` fuses finished runs on the same folds.
 
 Names are imported on first use (PEP 562): ``mer_cache.heads.config`` stays free of torch.
 """
@@ -19,6 +21,7 @@ _EXPORTS = {
     "sequences_from_cache": "data", "HEADS": "models", "create_head": "models",
     "load_head": "models", "HeadConfig": "config", "predict_sequences": "training",
     "choose_au_targets": "au", "train_au_fold": "au",
+    "load_flow_sequences": "flow_data", "FLOW_HEADS": "flow_models",
 }
 
 __all__ = sorted(_EXPORTS)

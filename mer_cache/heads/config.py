@@ -11,7 +11,9 @@ from mer_cache.errors import ConfigError
 from mer_cache.protocol.names import PROTOCOLS
 
 # Head names (the models live in mer_cache.heads.models, which checks it matches this list)
-HEADS = ("lstm", "bilstm", "gru", "mean", "frame")
+HEADS = ("lstm", "bilstm", "gru", "mean", "frame", "ststnet", "offapexnet")
+# heads that read one optical-flow map per clip (a flow cache), seen as a length-1 sequence
+FLOW_HEADS = ("ststnet", "offapexnet")
 PROJECTION_DIMS = (1024, 768, 512)  # reference code: fc 1024 -> 768 -> 512
 HIDDEN = 512  # LSTM hidden size in Exp-II and Exp-III
 FC = 256  # fc before the classifier in the reference code
@@ -97,6 +99,12 @@ class HeadConfig:
         for name in ("window", "window_stride", "epochs", "batch_size", "patience", "hidden", "fc"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.arch in FLOW_HEADS and self.window != 1:
+            problems.append(f"arch '{self.arch}' reads one flow map per clip: use window 1, "
+                            f"not {self.window}")
+        if self.arch in FLOW_HEADS and self.reference == "first":
+            problems.append(f"reference 'first' would subtract a flow clip's only map from itself "
+                            f"(arch '{self.arch}'): use reference auto or none")
         if self.folds < 2:
             problems.append(f"folds must be at least 2, got {self.folds}")
         if not self.lr > 0 or self.weight_decay < 0 or self.val_subjects < 0:
@@ -149,7 +157,8 @@ class HeadConfig:
     def resolved_reference(self) -> str:
         if self.reference != "auto":
             return self.reference
-        return "none" if self.arch == "frame" else "first"
+        # 'first' would subtract a flow clip's only map from itself
+        return "none" if self.arch == "frame" or self.arch in FLOW_HEADS else "first"
 
     def head_kwargs(self) -> dict:
         return {"proj_dims": list(self.proj_dims), "hidden": self.hidden, "fc": self.fc}

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mer_cache.errors import ConfigError
+from mer_cache.heads.flow_models import FLOW_HEADS
 
 from mer_cache.heads.config import FC, HIDDEN, PROJECTION_DIMS
 from mer_cache.heads.config import HEADS as HEAD_NAMES
@@ -145,9 +146,12 @@ class FrameHead(MeanHead):
         return self.cls(z).mean(dim=1)  # (B, T, C) -> (B, C)
 
 
-HEADS: dict[str, Callable[..., TemporalHead]] = {
+SEQUENCE_HEADS: dict[str, Callable[..., TemporalHead]] = {
     "lstm": LSTMHead, "bilstm": BiLSTMHead, "gru": GRUHead, "mean": MeanHead, "frame": FrameHead,
 }
+# every head the loop trains: the flow heads read one (C, H, W) map per clip, seen as a
+# length-1 sequence (heads/flow_models.py)
+HEADS: dict[str, Callable[..., torch.nn.Module]] = {**SEQUENCE_HEADS, **FLOW_HEADS}
 if tuple(HEADS) != HEAD_NAMES:  # the config validates names without importing torch
     raise RuntimeError(f"heads.config.HEADS {HEAD_NAMES} must list the registry {tuple(HEADS)}")
 

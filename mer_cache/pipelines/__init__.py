@@ -29,6 +29,8 @@ _EXPORTS = {
     "train_head": "head_training", "LEAK_MESSAGE": "head_training", "SubjectLeakWarning": "head_training", "RunResult": "head_runs", "train_head_seeds": "seeds",
     "run_sweep": "sweep", "SweepResult": "sweep",
     "finetune": "finetune_run", "FinetuneResult": "finetune_run",
+    "fuse_runs": "fusion", "FusionResult": "fusion",
+    "run_flow_extract_job": "flow_jobs", "FlowConfig": "flow_jobs",
     "run_gradcam": "gradcam", "resolve_regions": "gradcam",
     "predict_clips": "predict", "Prediction": "predict",
     "ExtractOptions": "extract", "resolve_device": "extract",

@@ -19,6 +19,7 @@ import torch
 
 from mer_cache.errors import ConfigError
 from mer_cache.heads.au import choose_au_targets, train_au_fold
+from mer_cache.heads.config import FLOW_HEADS
 from mer_cache.heads.data import Sequences, reference_frames
 from mer_cache.heads.training import (
     HeadConfig, deterministic, predict_clips, resolve_device, resolve_precision, train_fold,
@@ -29,6 +30,19 @@ from mer_cache.pipelines.head_runs import RunDir, RunResult
 from mer_cache.protocol.epochs import Progress, ProgressEvent
 from mer_cache.protocol.folds import LEAK_MESSAGE, SubjectLeakWarning, make_folds  # noqa: F401
 from mer_cache.protocol.leakage import check_features
+
+
+def _check_features(seqs: Sequences, config: HeadConfig) -> None:
+    """Flow heads train on flow caches only, sequence heads on embedding caches only."""
+    is_flow = (seqs.fingerprint or {}).get("features") == "flow"
+    if is_flow and config.arch not in FLOW_HEADS:
+        raise ConfigError(f"These clips come from a flow cache (one map per clip); arch "
+                          f"'{config.arch}' needs an embedding cache. Use --arch "
+                          f"{' or '.join(FLOW_HEADS)}, or --cache an embedding cache.")
+    if config.arch in FLOW_HEADS and not is_flow:
+        raise ConfigError(f"arch '{config.arch}' reads optical-flow maps; these clips come from "
+                          f"an embedding cache. Make a flow cache with `mer-cache extract "
+                          f"--features flow` and pass it as --cache.")
 
 
 def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
@@ -67,6 +81,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     if config.labels != seqs.scheme:
         raise ConfigError(f"The run asks for labels '{config.labels}' but the sequences were "
                           f"labelled with '{seqs.scheme}'. Load them with the same scheme.")
+    _check_features(seqs, config)
     check_window(seqs.lengths, window=config.window)
     device = resolve_device(config)
     precision = resolve_precision(config, device)
@@ -76,7 +91,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
     reference = config.resolved_reference
     notes.append(f"reference {config.reference} -> {reference}" + (
         " (each clip's first frame is subtracted from its frames)" if reference == "first" else
-        " (raw embeddings)"))
+        " (raw features, as cached)"))
     au = None
     fold_y, fold_classes = seqs.y, seqs.classes
     if config.task == "au":  # multi-label: the emotion scheme only chose the clips

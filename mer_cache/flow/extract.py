@@ -1,0 +1,162 @@
+"""Write a flow cache: per clip, choose onset/apex, compute (u, v, strain), store.
+
+One loop owns iteration, skip-if-done and failure handling (as the embedding extractor
+does); a clip that cannot be read is recorded as failed with its reason and the run goes
+on. Rerunning the same call resumes: done clips are kept, failed ones retried.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mer_cache.cache.flow_api import (
+    FlowCacheWriter, build_flow_fingerprint, prepare_flow_cache,
+)
+from mer_cache.catalogue.clip import Clip
+from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.flow.apex import choose_frames
+from mer_cache.flow.compute import flow_maps, opencv_version, prepare_grey
+from mer_cache.flow.config import FlowConfig
+
+Progress = Callable[[int, int], None]  # (clips done, clips total)
+
+
+@dataclass
+class FlowExtractResult:
+    path: Path
+    status: str  # "created" or "resumed"
+    n_clips: int
+    n_already_done: int
+    n_written: int
+    n_estimated_apex: int  # of the clips written now
+    seconds: float
+    failed: dict[str, str] = field(default_factory=dict)  # clip_id -> reason
+    complete: bool = False
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.n_written / self.seconds if self.seconds > 0 else 0.0
+
+
+def read_grey(clip: Clip, index: int, size: int) -> np.ndarray:
+    """Frame ``index`` of a frame-folder clip as (size, size) uint8 grey."""
+    path = clip.frames[index]
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DatasetError(f"Cannot decode frame {path}: {exc}. Replace or remove the file, "
+                           "then rerun.") from None
+    return prepare_grey(rgb, size)
+
+
+def read_all_greys(clip: Clip, size: int) -> list[np.ndarray]:
+    """Every frame of a clip (frame folder or video) as (size, size) uint8 grey."""
+    if clip.video is None:
+        return [read_grey(clip, i, size) for i in range(len(clip.frames))]
+    from mer_cache.catalogue.video import iter_video_frames
+
+    try:
+        return [prepare_grey(np.asarray(im.convert("RGB")), size)
+                for im in iter_video_frames(clip.video)]
+    except OSError as exc:
+        raise DatasetError(f"Cannot decode video {clip.video}: {exc}.") from None
+
+
+def clip_flow(clip: Clip, config: FlowConfig):
+    """(maps (3, S, S), FramesUsed) of one clip; reads two frames when the apex is annotated."""
+    size = config.frame_size
+    cache: dict[str, list] = {}
+
+    def read_all() -> list[np.ndarray]:
+        cache["all"] = read_all_greys(clip, size)
+        return cache["all"]
+
+    used, greys = choose_frames(clip, read_all)
+    if greys is None and clip.video is not None:
+        greys = read_all()  # a video decodes in order anyway
+    if greys is not None:
+        if used.apex >= len(greys):
+            raise DatasetError(f"{clip.source}: apex frame {used.apex} is past the "
+                               f"{len(greys)} decodable frames.")
+        onset, apex = greys[used.onset], greys[used.apex]
+    else:
+        onset, apex = read_grey(clip, used.onset, size), read_grey(clip, used.apex, size)
+    return flow_maps(onset, apex, config), used
+
+
+def extract_flow_cache(clips: list[Clip], out: Path | str, *, config: FlowConfig = FlowConfig(),
+                       progress: Progress | None = None) -> FlowExtractResult:
+    """Compute onset -> apex flow maps for every clip into the flow cache ``out``.
+
+    Parameters
+    ----------
+    clips : list of Clip
+        From :func:`mer_cache.catalogue.load_catalogue` (after the face stage, when there is one).
+    out : Path
+        The cache folder; rerun with the same arguments to resume.
+    config : FlowConfig
+        TV-L1 parameters, sizes and apex rule (all recorded in the fingerprint).
+    progress : callable, optional
+        ``progress(clips_done, clips_total)`` after every clip.
+
+    Raises
+    ------
+    CacheError
+        If ``out`` holds a cache made with another fingerprint, or is not a flow cache.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    fingerprint = build_flow_fingerprint(config.identity(), clips=clips,
+                                         opencv_version=opencv_version())
+    shape = (len(config.channels), config.out_size, config.out_size)
+    status = prepare_flow_cache(out, fingerprint=fingerprint, clips=clips, shape=shape)
+    writer = FlowCacheWriter(out)
+    todo = writer.pending()
+    n_before = len(clips) - len(todo)
+    failed: dict[str, str] = {}
+    written = estimated = 0
+    for k, i in enumerate(todo):
+        clip = clips[i]
+        try:
+            maps, used = clip_flow(clip, config)
+        except (DatasetError, ValueError) as exc:
+            writer.fail(i, str(exc))
+            failed[clip.clip_id] = str(exc)
+        else:
+            if np.isfinite(maps).all():
+                writer.write(i, maps, used)
+                written += 1
+                estimated += used.apex_source == "estimated"
+            else:
+                reason = (f"TV-L1 gave NaN/inf flow between frames {used.onset} and {used.apex}; "
+                          "check that both frames decode to real images")
+                writer.fail(i, reason)
+                failed[clip.clip_id] = reason
+        if progress:
+            progress(n_before + k + 1, len(clips))
+    summary = writer.finalize()
+    return FlowExtractResult(path=out, status=status, n_clips=len(clips), n_already_done=n_before,
+                             n_written=written, n_estimated_apex=estimated,
+                             seconds=time.perf_counter() - t0, failed=failed,
+                             complete=summary.complete)
+
+
+def run_flow_extract_job(dataset: str, root: Path | str, out: Path | str, *,
+                         dataset_options: dict | None = None, config: FlowConfig = FlowConfig(),
+                         progress: Progress | None = None) -> FlowExtractResult:
+    """Load a catalogue and write its flow cache (what ``extract --features flow`` calls)."""
+    from mer_cache.catalogue import load_catalogue
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("Flow extraction runs in one process (one writer per flow cache); "
+                          "start it without torchrun.")
+    clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
+    return extract_flow_cache(clips, out, config=config, progress=progress)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -175,6 +176,10 @@ class CacheWriter:
                              f"({clip.n_frames}, {self._attrs['dim']}).")
         store.write_rows(self._arrays, clip, rows.astype(self._attrs["dtype"], copy=False))
 
+    def column(self, name: str) -> list | None:
+        """An extra clip-table column stored at creation (``prepare_cache(extra_columns=)``)."""
+        return store.read_column(self._attrs, name)
+
     def fail(self, index: int, reason: str) -> None:
         store.write_failure(self._root, index, reason)
 
@@ -197,8 +202,13 @@ def table_from_clips(clips: list[Clip]) -> dict[str, list]:
 
 
 def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
-                  chunk_bytes: int = store.DEFAULT_CHUNK_BYTES) -> str:
+                  chunk_bytes: int = store.DEFAULT_CHUNK_BYTES,
+                  extra_columns: Callable[[], dict[str, list]] | None = None) -> str:
     """Create the cache, or check that the existing one is for the same run (rank 0).
+
+    ``extra_columns`` is called only when the cache is created: what it returns (one JSON
+    value per clip and column, e.g. the face alignment) is stored in the clip table, so a
+    rerun reads it back instead of computing it again.
 
     Returns "created" or "resumed". Raises CacheError naming every identity field that
     differs when ``path`` holds a cache made with another fingerprint.
@@ -224,5 +234,6 @@ def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
         return "resumed"
     store.create_store(path, fingerprint=fingerprint, table=table_from_clips(clips),
                        dim=int(fingerprint["dim"]), dtype=fingerprint["dtype"],
-                       chunk_bytes=chunk_bytes)
+                       chunk_bytes=chunk_bytes,
+                       extra_columns=extra_columns() if extra_columns is not None else None)
     return "created"

@@ -25,6 +25,7 @@ _MODULES = [
     ("heads", ("commands", None)),
     ("finetune", ("commands", None)),
     ("predict", ("commands", None)),
+    ("faces", ("group", "faces")),
 ]
 
 for _mod_name, (_how, _group) in _MODULES:

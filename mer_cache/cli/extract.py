@@ -58,6 +58,7 @@ def extract(
     resize_mode: ResizeModeOpt = None,
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
+    face: Annotated[str, typer.Option("--face", help="Face alignment before the trunk: align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto: align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once.")] = "auto",
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -89,7 +90,8 @@ def extract(
             dataset=dataset, root=root, trunk=trunk or DEFAULT_TRUNK, out=out, weights=weights,
             layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
             dataset_options=parse_dataset_options(dataset_option),
-            options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype),
+            options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype,
+                                   face=face),
         )
 
     job = run_guarded(build)

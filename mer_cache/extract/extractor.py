@@ -46,12 +46,13 @@ class ExtractOptions:
     dtype: Literal["float16", "float32"] = "float16"  # storage dtype: float16 halves the size
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     # "align": detect once per clip and warp every frame to a canonical face crop
-    # (mer_cache.faces); "none": frames go to the trunk's resize as they are.
-    face: Literal["align", "none"] = "none"
+    # (mer_cache.faces); "none": frames go to the trunk's resize as they are; "auto":
+    # align raw dataset layouts, not cropped ones (mer_cache.faces.defaults).
+    face: Literal["auto", "align", "none"] = "none"
 
     def __post_init__(self) -> None:
-        if self.face not in ("align", "none"):
-            raise ConfigError(f"--face must be align or none, got {self.face!r}.")
+        if self.face not in ("auto", "align", "none"):
+            raise ConfigError(f"--face must be auto, align or none, got {self.face!r}.")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if self.workers is not None and self.workers < 0:
@@ -177,10 +178,11 @@ def extract_clips(
     ctx = dist.context()
     device = torch.device(options.device)
     face = None
-    if options.face == "align":
+    if options.face != "none":
         from mer_cache.faces import FaceStage  # the frames-level stage before the trunk
+        from mer_cache.faces.defaults import resolve_face_mode
 
-        face = FaceStage()
+        face = FaceStage() if resolve_face_mode(options.face, clips) == "align" else None
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
                                     finetune=finetune, face=face and face.identity())
     columns = (lambda: {face.COLUMN: face.table_column(clips)}) if face else None

@@ -81,6 +81,11 @@ class EmbeddingCache:
         rows = self._root["embeddings"][c.row_start:c.row_start + c.n_frames]
         return rows.astype(dtype, copy=False)
 
+    def column(self, name: str) -> list | None:
+        """An extra clip-table column, e.g. ``face``: each clip's alignment (matrix, crop
+        size, landmarks), so a cache says how its crops were made. None when absent."""
+        return store.read_column(self._attrs, name)
+
     def info(self) -> dict:
         """What `mer-cache cache info` prints."""
         n_frames = sum(c.n_frames for c in self.clips)

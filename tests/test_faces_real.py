@@ -132,3 +132,28 @@ def test_extract_aligns_face_noface_and_fails_only_noface_face(video_root, mtcnn
                           options=ExtractOptions(face="align"))
     assert again.status == "resumed" and again.n_written == 0  # the stored transforms reused
     assert set(again.failed) == {"video/s4/noface_face"}
+
+
+def test_datasets_check_deep_reports_clips_with_no_or_several_faces(feat_media, mtcnn_weights,  # noqa: F811
+                                                                     tmp_path, monkeypatch):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from mer_cache.cli import app
+
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    for clip, source in (("crowd", "multi_face.jpg"), ("one", "single_face.jpg"), ("wall", None)):
+        folder = tmp_path / "s1" / "x" / clip
+        folder.mkdir(parents=True)
+        for i in (1, 2):
+            if source is None:
+                Image.new("RGB", (320, 240), (128, 120, 110)).save(folder / f"img{i}.jpg")
+            else:
+                shutil.copy(feat_media / source, folder / f"img{i}.jpg")
+    res = CliRunner().invoke(app, ["datasets", "check", "--dataset", "folder", "--root",
+                                   str(tmp_path), "--deep"])
+    assert res.exit_code == 0, res.output  # face findings are warnings
+    text = " ".join(res.output.split())
+    assert "folder/s1/crowd: 5 faces in its first 2 frames" in text
+    assert "folder/s1/wall: no face found in its first 2 frames" in text
+    assert "folder/s1/one" not in text

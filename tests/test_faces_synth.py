@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from mer_cache.cli import app
 from mer_cache.extract.loader import FrameDataset
 from mer_cache.faces import ClipAlignment, aligned_input
 from mer_cache.faces.stage import read_rgb
+from mer_cache.predict import embed_clip
 from mer_cache.synth import SynthConfig, generate_dataset
 from mer_cache.synth.raw import RAW_SIZE
 from mer_cache.trunks import create_trunk
@@ -75,6 +77,10 @@ def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_pa
     pre = create_trunk("tiny-cnn").preprocessing
     item = FrameDataset(clips, [0], pre, alignments=alignments)[2][0].numpy()
     np.testing.assert_array_equal(item, aligned_input(read_rgb(clips[0].frames[2]), alignments[0], pre))
+    # predict aligns a clip folder as the run's cache says, so its heads get the same features
+    rows = embed_clip(create_trunk("tiny-cnn"), clips[0].frames[0].parent, device=torch.device("cpu"),
+                      dtype=cache.dtype, face=cache.fingerprint["face"])
+    np.testing.assert_allclose(rows, cache.load_clip(0), atol=1e-3)
 
 
 def test_preview_draws_a_sheet_row_per_clip(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811

@@ -114,3 +114,37 @@ class FaceStage:
             raise DatasetError("This cache has no face column although its fingerprint asks "
                                "for aligned faces; delete it and extract again.")
         return [ClipAlignment.from_json(d) for d in column]
+
+
+def config_from_identity(identity: dict) -> FaceConfig:
+    """The :class:`FaceConfig` a cache fingerprint's ``face`` entry was made with."""
+    from dataclasses import fields
+
+    return FaceConfig(**{f.name: identity[f.name] for f in fields(FaceConfig) if f.name in identity})
+
+
+def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None, *,
+                      name: str, weights: Path | None = None) -> Callable[[Path], np.ndarray]:
+    """``path -> (C, H, W)`` trunk input for the frames of one clip, aligned as ``face`` says.
+
+    ``face`` is a cache fingerprint's face entry (None: plain resize), so a run's head gets
+    frames made the way its cache's were. The clip is aligned from its first frames.
+
+    Raises
+    ------
+    FaceError
+        When the clip's reference frames hold no usable face.
+    """
+    from mer_cache.faces.align import FaceError
+    from mer_cache.faces.detector import FaceDetector
+    from mer_cache.frames import load_frame
+
+    if face is None:
+        return lambda path: load_frame(path, pre)
+    config = config_from_identity(face)
+    detector = FaceDetector(config, weights=weights)
+    refs = [read_rgb(p) for p in frames[:config.ref_frames]]
+    a = align_from_detections([(detector(f), f.shape[:2]) for f in refs], config, name)
+    if a.error is not None:
+        raise FaceError(a.error)
+    return lambda path: aligned_input(read_rgb(path), a, pre)

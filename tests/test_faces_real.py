@@ -157,3 +157,33 @@ def test_datasets_check_deep_reports_clips_with_no_or_several_faces(feat_media, 
     assert "folder/s1/crowd: 5 faces in its first 2 frames" in text
     assert "folder/s1/wall: no face found in its first 2 frames" in text
     assert "folder/s1/one" not in text
+
+
+def test_embed_align_embeds_the_face_and_names_an_image_without_one(feat_media, mtcnn_weights,  # noqa: F811
+                                                                     tmp_path, monkeypatch):
+    from PIL import Image
+
+    from mer_cache.embed import embed_images
+    from mer_cache.faces import FaceError
+
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    face = feat_media / "single_face.jpg"
+    shifted = tmp_path / "shifted.jpg"  # the same face 60 px lower and right in a wider frame
+    big = Image.new("RGB", (700, 700), (90, 90, 90))
+    big.paste(Image.open(face), (60, 60))
+    big.save(shifted, quality=95)
+    from mer_cache.faces.stage import image_input_loader
+    from mer_cache.frames import load_frame
+
+    pre = create_trunk("tiny-cnn").preprocessing
+    aligned = [image_input_loader(pre, weights=mtcnn_weights)(p).astype(float) for p in (face, shifted)]
+    plain = [load_frame(p, pre).astype(float) for p in (face, shifted)]
+    # aligned, the two images give nearly the same crop; stretched whole, they do not.
+    # Measured mean |difference|: 6.4 vs 35.6 grey levels (one image's landmarks are ~2 px
+    # and 1 degree off the other's: single-frame detector noise, no median to smooth it).
+    assert np.abs(aligned[0] - aligned[1]).mean() < 0.35 * np.abs(plain[0] - plain[1]).mean()
+    assert embed_images([face, shifted], trunk="tiny-cnn", face="align").shape == (2, 32)
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(wall)
+    with pytest.raises(FaceError, match=f"{wall}: no face found in the image"):
+        embed_images([face, wall], trunk="tiny-cnn", face="align")

@@ -148,3 +148,28 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
     if a.error is not None:
         raise FaceError(a.error)
     return lambda path: aligned_input(read_rgb(path), a, pre)
+
+
+def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
+                       weights: Path | None = None) -> Callable[[Path], np.ndarray]:
+    """``path -> (C, H, W)`` trunk input of a single image, its own face aligned.
+
+    Each image is its own one-frame clip (``mer-cache embed --face align``).
+
+    Raises
+    ------
+    FaceError
+        Naming the image, when it holds no usable face.
+    """
+    from mer_cache.faces.align import FaceError
+    from mer_cache.faces.detector import FaceDetector
+
+    detector = FaceDetector(config, weights=weights)
+
+    def load(path: Path) -> np.ndarray:
+        rgb = read_rgb(path)
+        a = align_from_detections([(detector(rgb), rgb.shape[:2])], config, str(path))
+        if a.error is not None:
+            raise FaceError(a.error.replace("in its first 1 frames", "in the image"))
+        return aligned_input(rgb, a, pre)
+    return load

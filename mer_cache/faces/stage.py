@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
 from mer_cache.faces.align import ClipAlignment, FaceConfig, align_from_detections, warp_frame
-from mer_cache.frames import array_to_input
+from mer_cache.frames import FrameDecodeError, array_to_input
 from mer_cache.trunks.spec import Preprocessing
 
 Progress = Callable[[int, int], None]  # (clips done, clips total)
@@ -28,8 +28,8 @@ def read_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             return np.array(img.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DatasetError(f"Cannot decode frame {path}: {exc}. Replace or remove the file, "
-                           "then rerun.") from None
+        raise FrameDecodeError(f"Cannot decode frame {path}: {exc}. Replace or remove the "
+                               "file, then rerun.") from None
 
 
 def read_video_frames(path: Path, n: int | None = None) -> list[np.ndarray]:

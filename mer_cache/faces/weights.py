@@ -60,7 +60,11 @@ def fetch_mtcnn(*, dest: Path | None = None, wheel: Path | None = None) -> Path:
            for n, d in SHA256.items()):
         return folder
     with tempfile.TemporaryDirectory(prefix="mer-cache-fetch-") as tmp:
-        path = Path(wheel) if wheel is not None else store.download_wheel(REQUIREMENT, Path(tmp))
+        try:
+            path = Path(wheel) if wheel is not None else store.download_wheel(REQUIREMENT, Path(tmp))
+        except WeightsError as exc:  # point at this command's --wheel, not `weights fetch`'s
+            raise WeightsError(str(exc).replace("mer-cache weights fetch ... --wheel",
+                                                "mer-cache faces fetch --wheel")) from None
         blobs = {n: store._read_member(path, f"facenet_pytorch/data/{n}.pt") for n in SHA256}
     for name, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()

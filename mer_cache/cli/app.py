@@ -26,6 +26,7 @@ _MODULES = [
     ("fusion", ("commands", None)),
     ("finetune", ("commands", None)),
     ("predict", ("commands", None)),
+    ("faces", ("group", "faces")),
 ]
 
 for _mod_name, (_how, _group) in _MODULES:

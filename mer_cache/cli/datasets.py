@@ -24,7 +24,7 @@ app = typer.Typer(help="Dataset copies: check them, list their clips.", no_args_
 def check_cmd(
     dataset: DatasetOpt,
     root: RootOpt,
-    deep: Annotated[bool, typer.Option("--deep", help="Also open and decode every image (slow).")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Also open and decode every image (slow), and find the faces of each clip's first frames (no face / several faces; needs `mer-cache faces fetch`).")] = False,
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Count clips per subject and label, and report every problem; exit 1 if any is fatal."""
@@ -41,6 +41,10 @@ def check_cmd(
                                  **options)
     else:
         report = run_guarded(check_dataset, dataset, root, **options)
+    if deep and report.clips:
+        from mer_cache.cli.faces import add_face_problems
+
+        add_face_problems(report)
     counts = report.counts()
     if report.clips:
         console.print(_counts_table(report, title=f"{dataset} clips per subject and label ({root})"))

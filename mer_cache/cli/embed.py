@@ -23,6 +23,7 @@ def embed_cmd(
     resize_mode: ResizeOpt = "stretch",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 64,
     device: Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
+    face: Annotated[Literal["align", "none"], typer.Option("--face", help="align: find each image's face and warp it to the canonical crop first (needs `mer-cache faces fetch`); none: the whole image.")] = "none",
 ) -> None:
     """Embed image files with a trunk and write one row per image to a .npy file."""
     from mer_cache.embed import embed_images, save_npy
@@ -31,7 +32,7 @@ def embed_cmd(
         fail(ConfigError(f"--out {out} is a folder; pass the .npy file to write, e.g. "
                          f"--out {out / 'embeddings.npy'}."))
     emb = run_guarded(embed_images, images, trunk=trunk, weights=weights, layer=layer,
-                      resize_mode=resize_mode, batch_size=batch_size, device=device)
+                      resize_mode=resize_mode, batch_size=batch_size, device=device, face=face)
     written = run_guarded(save_npy, out, emb)
     console.print(f"Wrote {written}: {emb.shape[0]} x {emb.shape[1]} float32 ({trunk}).", highlight=False)
 

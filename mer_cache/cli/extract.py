@@ -59,6 +59,7 @@ def extract(
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
     features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk: align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -79,7 +80,8 @@ def extract(
 
     if finetuned_run is not None:
         given = [name for name, value in (("--trunk", trunk), ("--weights", weights),
-                                          ("--layer", layer), ("--resize-mode", resize_mode))
+                                          ("--layer", layer), ("--resize-mode", resize_mode),
+                                          ("--face", face))
                  if value is not None]
         if given:
             fail(ConfigError(
@@ -99,7 +101,8 @@ def extract(
             dataset=dataset, root=root, trunk=trunk or DEFAULT_TRUNK, out=out, weights=weights,
             layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
             dataset_options=parse_dataset_options(dataset_option),
-            options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype),
+            options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype,
+                                   face=face or "auto"),
         )
 
     job = run_guarded(build)

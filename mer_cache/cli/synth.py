@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
             "--clips-per-class", help="Clips per class and subject (4 classes incl. non_micro).")] = 4,
         seed: SeedOpt = 0,
         layout: Annotated[str, typer.Option(
-            "--layout", help="smic (HS folders, BMP) or casme2 (JPG + coding xlsx).")] = "smic",
+            "--layout", help="smic (HS folders, BMP), casme2 (JPG + coding xlsx) or raw (casme2 files, each face inside a 320x240 frame at a per-clip offset: extract with --face align).")] = "smic",
         contact_sheet: Annotated[Path | None, typer.Option(
             "--contact-sheet", help="Also draw onset/apex/difference of a few clips to this PNG.")] = None,
         overwrite: Annotated[bool, typer.Option(

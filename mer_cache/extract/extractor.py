@@ -46,8 +46,14 @@ class ExtractOptions:
     amp: Literal["bf16", "fp16", "off"] = "bf16"  # autocast dtype; used on CUDA only
     dtype: Literal["float16", "float32"] = "float16"  # storage dtype: float16 halves the size
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    # "align": detect once per clip and warp every frame to a canonical face crop
+    # (mer_cache.faces); "none": frames go to the trunk's resize as they are; "auto":
+    # align raw dataset layouts, not cropped ones (mer_cache.faces.defaults).
+    face: Literal["auto", "align", "none"] = "none"
 
     def __post_init__(self) -> None:
+        if self.face not in ("auto", "align", "none"):
+            raise ConfigError(f"--face must be auto, align or none, got {self.face!r}.")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if self.workers is not None and self.workers < 0:
@@ -175,18 +181,35 @@ def extract_clips(
     if finetune is None and trunk.weights_format == "checkpoint" and trunk.weights_path:
         # a fine-tuned checkpoint passed as plain weights still says which subjects it saw
         finetune = training_record(trunk.weights_path)
+    face = None
+    if options.face != "none":
+        from mer_cache.faces import FaceStage  # the frames-level stage before the trunk
+        from mer_cache.faces.defaults import resolve_face_mode
+
+        face = FaceStage() if resolve_face_mode(options.face, clips) == "align" else None
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
-                                    finetune=finetune)
+                                    finetune=finetune, face=face and face.identity())
+    columns = (lambda: {face.COLUMN: face.table_column(clips)}) if face else None
     status = dist.run_on_rank0(ctx, lambda: prepare_cache(
-        out, fingerprint=fingerprint, clips=clips, chunk_bytes=options.chunk_bytes))
+        out, fingerprint=fingerprint, clips=clips, chunk_bytes=options.chunk_bytes,
+        extra_columns=columns))
     writer = CacheWriter(out, rank=ctx.rank, world=ctx.world)
     todo = writer.pending()
     owned = sum(writer.owns(i) for i in range(len(clips)))
+    n_pending = len(todo)
+    alignments, face_failed = None, {}
+    if face is not None:  # a clip without a usable face fails alone, before the trunk
+        alignments = face.alignments(writer.column(face.COLUMN))
+        for i in todo:
+            if alignments[i].error:
+                writer.fail(i, alignments[i].error)
+                face_failed[clips[i].clip_id] = alignments[i].error
+        todo = [i for i in todo if not alignments[i].error]
 
     trunk = trunk.to(device).eval()
     if device.type == "cuda":
         trunk = trunk.to(memory_format=torch.channels_last)
-    dataset = FrameDataset(clips, todo, trunk.preprocessing)
+    dataset = FrameDataset(clips, todo, trunk.preprocessing, alignments=alignments)
     workers = options.workers
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
@@ -217,8 +240,8 @@ def extract_clips(
     summary = dist.finish(ctx, writer.finalize)
     return ExtractResult(
         path=out, status=status, device=str(device), n_clips=owned,
-        n_already_done=owned - len(todo), n_written=assembler.written, frames=frames_done,
-        seconds=seconds, failed=dict(assembler.failed),
+        n_already_done=owned - n_pending, n_written=assembler.written, frames=frames_done,
+        seconds=seconds, failed={**face_failed, **assembler.failed},
         complete=bool(summary.complete) if summary is not None else False,
         rank=ctx.rank, world=ctx.world,
     )

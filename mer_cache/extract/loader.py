@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
+from mer_cache.faces.stage import aligned_input, read_rgb
 from mer_cache.frames import array_to_input, load_frame
 from mer_cache.trunks.spec import Preprocessing
 
@@ -26,9 +27,14 @@ class FrameRef:
 
 
 class FrameDataset(Dataset):
-    def __init__(self, clips: list[Clip], indices: list[int], pre: Preprocessing) -> None:
+    """Frames of ``clips[indices]``; with ``alignments`` (one per clip, from
+    :mod:`mer_cache.faces`) each frame is warped to its clip's face crop before the resize."""
+
+    def __init__(self, clips: list[Clip], indices: list[int], pre: Preprocessing,
+                 alignments: list | None = None) -> None:
         self.clips = clips
         self.pre = pre
+        self.alignments = alignments
         self.refs = [FrameRef(i, f) for i in indices for f in range(clips[i].n_frames)]
 
     def __len__(self) -> int:
@@ -40,7 +46,10 @@ class FrameDataset(Dataset):
         error = ""
         try:
             if clip.video is not None:
-                arr = self._video_frame(clip, ref.frame_index)
+                arr = self._video_frame(clip, ref.frame_index, ref.clip_index)
+            elif self.alignments is not None:
+                arr = aligned_input(read_rgb(clip.frames[ref.frame_index]),
+                                    self.alignments[ref.clip_index], self.pre)
             else:
                 arr = load_frame(clip.frames[ref.frame_index], self.pre)
         except DatasetError as exc:
@@ -50,7 +59,7 @@ class FrameDataset(Dataset):
         return torch.from_numpy(arr), ref.clip_index, ref.frame_index, error
 
 
-    def _video_frame(self, clip: Clip, index: int) -> np.ndarray:
+    def _video_frame(self, clip: Clip, index: int, clip_index: int) -> np.ndarray:
         # Frames of a clip arrive in order within a worker's batch, so decoding the whole
         # video once and keeping the last clip avoids a seek per frame.
         if getattr(self, "_video_key", None) != clip.clip_id:
@@ -59,6 +68,9 @@ class FrameDataset(Dataset):
         if index >= len(self._video_frames):
             raise DatasetError(f"{clip.video}: frame {index} is past the {len(self._video_frames)} "
                                "frames the file decodes to.")
+        if self.alignments is not None:
+            return aligned_input(self._video_frames[index], self.alignments[clip_index],
+                                 self.pre)
         return array_to_input(self._video_frames[index], self.pre)
 
 

@@ -30,7 +30,6 @@ import torch
 from mer_cache.catalogue.clip import duplicate_frames, duplicates_message, list_frames
 from mer_cache.extract.extractor import resolve_device  # noqa: F401  (the CLI's device choice)
 from mer_cache.errors import ConfigError, DatasetError, WeightsError
-from mer_cache.frames import load_frame
 from mer_cache.heads.models import TemporalHead, load_head
 from mer_cache.heads.training import predict_sequences
 from mer_cache.trunks import create_trunk
@@ -224,8 +223,10 @@ def build_run_trunk(fingerprint: dict, *, weights: Path | str | None = None) -> 
 
 
 def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
-               batch_size: int = 64) -> np.ndarray:
+               batch_size: int = 64, face: dict | None = None) -> np.ndarray:
     """All frames of a clip folder as a ``(T, D)`` float32 array, rounded through ``dtype``.
+
+    ``face``: the run's cache fingerprint ``face`` entry; frames are aligned the same way.
 
     Raises
     ------
@@ -242,9 +243,12 @@ def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
     if groups := duplicate_frames(frames):
         raise DatasetError("Cannot predict: " + duplicates_message(folder, groups))
     pre, out = trunk.preprocessing, []
+    from mer_cache.faces.stage import clip_input_loader  # the frames-level face stage
+
+    load = clip_input_loader(list(frames), pre, face, name=str(folder))
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
-            x = np.stack([load_frame(p, pre) for p in frames[start:start + batch_size]])  # (b, C, H, W)
+            x = np.stack([load(p) for p in frames[start:start + batch_size]])  # (b, C, H, W)
             out.append(trunk(torch.from_numpy(x).to(device)).float().cpu().numpy())  # (b, D)
     emb = np.concatenate(out)  # (T, D)
     # the cache stores `dtype`; the heads trained on the stored (rounded) values
@@ -318,7 +322,7 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     embeddings = []
     for i, folder in enumerate(clip_dirs):
         embeddings.append(embed_clip(trunk, Path(folder), device=torch.device(device),
-                                     dtype=dtype, batch_size=batch_size))
+                                     dtype=dtype, batch_size=batch_size, face=fp.get("face")))
         if progress is not None:
             progress(i + 1, len(clip_dirs))
     mean, per_fold = ensemble_probabilities(heads, embeddings, device=device)

@@ -30,13 +30,14 @@ from mer_cache.synth.layouts import (
     CASME2_EMOTIONS, CASME2_OBJECTIVE, CASME2_XLSX, LAYOUTS, au_cell, casme2_slot, smic_slot,
     write_casme2_workbook, write_frames,
 )
+from mer_cache.synth.raw import RAW_SIZE, place_in_raw, sample_placement
 from mer_cache.synth.render import plan_clip, render_clip
 
 GENERATOR_VERSION = "1.0.0"  # bump when the same config would write different pixels
 MANIFEST = "synth.json"
 
 # stream tags of the random generators, keyed with (seed, tag, subject[, clip])
-_SUBJECT, _ORDER, _CLIP, _NAMES = 0, 1, 2, 3
+_SUBJECT, _ORDER, _CLIP, _NAMES, _PLACE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class SynthConfig:
     subjects: int = 8
     clips_per_class: int = 4
     seed: int = 0
-    layout: Literal["smic", "casme2"] = "smic"
+    layout: Literal["smic", "casme2", "raw"] = "smic"  # raw: casme2 folders, face in a larger frame
     fps: float = 100.0  # SMIC-HS frame rate
     min_frames: int = 11  # SMIC-HS shortest clip
     max_frames: int = 50  # 0.5 s at 100 fps, the usual micro-expression upper bound
@@ -184,21 +185,27 @@ def generate_dataset(out: Path, *, config: SynthConfig, overwrite: bool = False,
                              amplitude_px=config.amplitude_px, blink_prob=config.blink_prob,
                              nuisances=config.nuisances, fps=config.fps)
             slot = _slot(config, si, episode, label, take)
-            write_frames(out, slot, render_clip(face, plan))
-            clips.append(_clip_record(slot, plan, regions, config.fps))
-            if config.layout == "casme2":
+            frames = render_clip(face, plan)
+            record = _clip_record(slot, plan, regions, config.fps)
+            if config.layout == "raw":
+                placement = sample_placement(_rng(config.seed, _PLACE, si, episode))
+                frames = place_in_raw(frames, placement)
+                record["raw_face_box"] = placement["box"]
+            write_frames(out, slot, frames)
+            clips.append(record)
+            if config.layout in ("casme2", "raw"):
                 xlsx_rows.append(_xlsx_row(slot, plan))
             if progress is not None:
                 progress(len(clips), total)
         subjects[sid] = {"landmarks": {k: [round(v[0], 2), round(v[1], 2)]
                                        for k, v in geometry.landmarks().items()}}
     written = ["HS"] if config.layout == "smic" else ["CASME2_RAW_selected", CASME2_XLSX]
-    if config.layout == "casme2":
+    if config.layout in ("casme2", "raw"):
         xlsx_rows.sort(key=lambda r: (r[0], r[1]))
         write_casme2_workbook(out / CASME2_XLSX, xlsx_rows)
     manifest = {
         "generator": "mer_cache.synth", "version": GENERATOR_VERSION, "config": config_dict,
-        "layout": config.layout, "fps": config.fps, "image_size": [CROP_PX, CROP_PX],
+        "layout": config.layout, "fps": config.fps, "image_size": [CROP_PX, CROP_PX] if config.layout != "raw" else list(RAW_SIZE[::-1]),
         "classes": list(CLASSES), "action_units": ACTION_UNITS,
         "class_action_units": {k: list(v) for k, v in CLASS_ACTION_UNITS.items()},
         "region_format": "x0, y0, x1, y1 in pixels (x1, y1 exclusive), neutral head pose",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LAYOUTS = ("smic", "casme2")
+LAYOUTS = ("smic", "casme2", "raw")  # raw: casme2 folders, faces in larger frames (synth.raw)
 
 SMIC_CODES = {"negative": "ne", "positive": "po", "surprise": "sur", "non_micro": "no"}
 

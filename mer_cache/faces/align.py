@@ -1,0 +1,160 @@
+"""One similarity transform per clip that puts the eyes, nose and mouth at fixed places.
+
+Micro-expressions move the face by 1-3 px, so the crop must not move by itself: the
+transform is estimated ONCE per clip from its first frames (median of the landmarks over
+the frames where the face was found, then a least-median-of-squares similarity fit) and
+the same transform warps every frame. A frame where the face is lost keeps the clip's
+transform; nothing is re-detected per frame.
+
+The canonical face is the 5-point ArcFace template (insightface, 112x112 crops), shrunk
+around the centre by ``1 / (1 + 2 * margin)`` so the crop keeps brows, forehead and chin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.faces.mtcnn import Detections
+
+# ArcFace's 5 points in a 112x112 crop (insightface `arcface_dst`), here as fractions.
+ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                        [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
+
+
+class FaceError(DatasetError):
+    """A clip's face could not be found or is unusable; only that clip fails."""
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found and aligned; every field enters the cache fingerprint."""
+
+    ref_frames: int = 5  # first frames of a clip the transform is estimated from
+    margin: float = 0.2  # canvas border around the template, as a fraction of its side
+    min_eye_distance_px: float = 16.0  # below this a face is too small to keep 1-3 px motion
+    # Detection runs on a copy with this short side (a SAMM frame is 2040x1088) and looks
+    # for faces of at least min_face_px there, i.e. >= 11 % of the short side: MER faces
+    # fill a third or more of the frame (CASME II raw: ~280 px of 480).
+    detect_short_side_px: int = 360
+    min_face_px: int = 40
+    detector: str = "mtcnn-facenet-pytorch-2.6.0"
+
+    def __post_init__(self) -> None:
+        if self.ref_frames < 1:
+            raise ConfigError(f"Face reference frames must be at least 1, got {self.ref_frames}.")
+        if not 0 <= self.margin <= 1:
+            raise ConfigError(f"The face margin must be within 0..1, got {self.margin}.")
+
+    def identity(self) -> dict:
+        return asdict(self)
+
+    def template(self) -> np.ndarray:
+        """(5, 2) target positions in the unit square."""
+        return 0.5 + (ARCFACE_112 - 0.5) / (1 + 2 * self.margin)
+
+
+@dataclass(frozen=True)
+class ClipAlignment:
+    """The per-clip result stored in the cache's clip table (``face`` column)."""
+
+    matrix: list | None  # 2x3, raw frame pixels -> crop pixels; None when the clip failed
+    crop_px: int  # side of the square crop the matrix maps into
+    landmarks: list | None  # (5, 2) median landmarks in raw pixels
+    box: list | None  # x1, y1, x2, y2 of the chosen face in the first frame it was found
+    found_in: int  # reference frames with a face
+    n_ref: int  # reference frames read
+    max_faces: int  # most faces seen in one reference frame
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ClipAlignment":
+        return cls(**d)
+
+
+def choose_face(det: Detections, shape: tuple[int, int], previous: np.ndarray | None) -> int:
+    """Index of the face to follow: nearest to ``previous`` (box), else largest and central.
+
+    "Largest and most central": area divided by (1 + distance of the box centre from the
+    image centre, in half-diagonals), so a big face at the border loses to a centred one
+    only when it is not much bigger.
+    """
+    centres = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+    if previous is not None:
+        prev_c = (previous[:2] + previous[2:]) / 2
+        return int(np.argmin(np.linalg.norm(centres - prev_c, axis=1)))
+    h, w = shape
+    area = np.prod(det.boxes[:, 2:] - det.boxes[:, :2], axis=1)
+    dist = np.linalg.norm(centres - [w / 2, h / 2], axis=1) / (np.hypot(w, h) / 2)
+    return int(np.argmax(area / (1 + dist)))
+
+
+def similarity_to_template(landmarks: np.ndarray, config: FaceConfig) -> tuple[np.ndarray, int]:
+    """(2x3 matrix raw px -> crop px, crop side) for ``landmarks`` (5, 2) in raw pixels.
+
+    The crop keeps the face at about its native resolution (the trunk's resize then
+    downsamples it properly), bounded to 64..512 px.
+    """
+    import cv2
+
+    unit, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32),
+                                          config.template().astype(np.float32),
+                                          method=cv2.LMEDS)
+    if unit is None:
+        raise FaceError("the landmarks are degenerate (no similarity fits them)")
+    scale = float(np.sqrt(abs(np.linalg.det(unit[:, :2]))))  # unit square per raw pixel
+    crop_px = int(np.clip(round(1 / scale), 64, 512))
+    return unit * crop_px, crop_px
+
+
+def warp_frame(rgb: np.ndarray, alignment: ClipAlignment) -> np.ndarray:
+    """Warp one raw frame ``(H, W, 3)`` uint8 into the clip's aligned crop."""
+    import cv2
+
+    m = np.asarray(alignment.matrix, dtype=np.float64)
+    side = alignment.crop_px
+    return cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def align_from_detections(dets: list[tuple[Detections, tuple[int, int]]],
+                          config: FaceConfig, clip_id: str) -> ClipAlignment:
+    """Fit the clip's transform from the detections of its reference frames."""
+    previous, marks, first_box = None, [], None
+    for det, shape in dets:
+        if not len(det):
+            continue
+        k = choose_face(det, shape, previous)
+        previous = det.boxes[k]
+        first_box = previous if first_box is None else first_box
+        marks.append(det.landmarks[k])
+    max_faces = max((len(d) for d, _ in dets), default=0)
+    common = dict(found_in=len(marks), n_ref=len(dets), max_faces=max_faces)
+    if not marks:
+        return ClipAlignment(None, 0, None, None, **common, error=(
+            f"{clip_id}: no face found in its first {len(dets)} frames (the reference frames "
+            "the alignment is estimated from). Check the clip's frames, or extract this "
+            "dataset with --face none."))
+    median = np.median(np.stack(marks), axis=0)  # (5, 2), robust to one bad frame
+    eye_px = float(np.linalg.norm(median[1] - median[0]))
+    if eye_px < config.min_eye_distance_px:
+        return ClipAlignment(None, 0, _tup(median), _tup(first_box), **common, error=(
+            f"{clip_id}: the face is too small to embed ({eye_px:.1f} px between the eyes, "
+            f"at least {config.min_eye_distance_px:g} px needed to keep motions of 1-3 px). "
+            "Use the full-resolution frames of this clip."))
+    try:
+        matrix, crop_px = similarity_to_template(median, config)
+    except FaceError as exc:
+        return ClipAlignment(None, 0, _tup(median), _tup(first_box), **common,
+                             error=f"{clip_id}: {exc}.")
+    return ClipAlignment(_tup(matrix), crop_px, _tup(median), _tup(first_box), **common)
+
+
+def _tup(a) -> list:
+    """JSON-ready nested lists (the clip table is stored as JSON)."""
+    return np.asarray(a, dtype=float).round(8).tolist()

@@ -1,0 +1,221 @@
+"""MTCNN (Zhang et al. 2016): a three-stage cascade giving face boxes and 5 landmarks.
+
+A small torch port of the P/R/O-Nets and the cascade of ``facenet-pytorch`` 2.6.0 (MIT,
+Copyright (c) 2019 Timothy Esler), whose wheel ships the weights as torch state dicts
+(``facenet_pytorch/data/{pnet,rnet,onet}.pt``). That package pins torch < 2.3 and
+numpy < 2, so it cannot be installed beside mer-cache; its weights are fetched from its
+wheel instead (:mod:`mer_cache.faces.weights`). Module and parameter names match the
+state dicts, so ``load_state_dict(strict=True)`` checks every shape.
+
+Landmarks come in the order left eye, right eye, nose, left mouth corner, right mouth
+corner (left/right as seen in the image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.functional import interpolate
+from torchvision.ops import batched_nms
+
+
+class PNet(nn.Module):
+    """Proposal net: fully convolutional, scores 12x12 windows at stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, 1)  # face / not face
+        self.conv4_2 = nn.Conv2d(32, 4, 1)  # box regression
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)
+
+
+class RNet(nn.Module):
+    """Refinement net on 24x24 crops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))  # (N, 64, 3, 3)
+        # The weights come from Caffe/TF, which flatten (W, H, C): permute before flattening.
+        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).reshape(len(x), -1)))
+        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)
+
+
+class ONet(nn.Module):
+    """Output net on 48x48 crops: final score, box and 5 landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)  # 5 x then 5 y, relative to the box
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))  # (N, 128, 3, 3)
+        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(len(x), -1)))
+        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image, best score first."""
+
+    boxes: np.ndarray  # (N, 4) x1, y1, x2, y2 in pixels
+    scores: np.ndarray  # (N,)
+    landmarks: np.ndarray  # (N, 5, 2) x, y: eyes, nose, mouth corners
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - 127.5) * 0.0078125  # the range the nets were trained on
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow each box to a square around its centre (the R/O-Nets take square crops)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    x1 = boxes[:, 0] + (w - side) / 2
+    y1 = boxes[:, 1] + (h - side) / 2
+    return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)
+
+
+def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    return boxes + reg * torch.stack([w, h, w, h], dim=1)
+
+
+def _crops(img: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Crops of ``img`` (1, 3, H, W) inside ``boxes`` (clipped to the image), resized."""
+    h, w = img.shape[2:]
+    b = boxes.trunc().int().tolist()
+    out = []
+    for x1, y1, x2, y2 in b:
+        x1, y1, x2, y2 = max(x1, 1), max(y1, 1), min(x2, w), min(y2, h)
+        if x2 <= x1 - 1 or y2 <= y1 - 1:  # empty after clipping: give the net a blank
+            out.append(torch.zeros(1, 3, size, size))
+            continue
+        out.append(interpolate(img[:, :, y1 - 1:y2, x1 - 1:x2], size=(size, size), mode="area"))
+    return _normalize(torch.cat(out))
+
+
+def _nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """NMS by intersection over the *smaller* area (MTCNN's last stage: drops nested boxes)."""
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(scores)
+    keep = []
+    while order.size:
+        i, rest = order[-1], order[:-1]
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        overlap = iw * ih / np.minimum(area[i], area[rest])
+        keep.append(i)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+class MTCNN(nn.Module):
+    """The cascade. Defaults are facenet-pytorch's (thresholds 0.6/0.7/0.7, factor 0.709)."""
+
+    def __init__(self, *, min_face_px: int = 20, thresholds=(0.6, 0.7, 0.7),
+                 factor: float = 0.709) -> None:
+        super().__init__()
+        self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
+        self.min_face_px, self.thresholds, self.factor = min_face_px, tuple(thresholds), factor
+
+    @torch.inference_mode()
+    def detect(self, rgb: np.ndarray) -> Detections:
+        """Faces in one ``(H, W, 3)`` uint8 RGB image."""
+        img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+        h, w = img.shape[2:]
+        boxes = self._propose(img)
+        if len(boxes):
+            boxes = self._refine(img, boxes)
+        if not len(boxes):
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+        return self._output(img, boxes)
+
+    def _propose(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[2:]
+        scale = 12.0 / self.min_face_px  # PNet's 12 px window sees faces of min_face_px
+        side = min(h, w) * scale
+        found = []
+        while side >= 12:
+            im = _normalize(interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)),
+                                        mode="area"))
+            reg, prob = self.pnet(im)
+            ys, xs = torch.nonzero(prob[0, 1] >= self.thresholds[0], as_tuple=True)
+            if len(ys):
+                cells = torch.stack([xs, ys], dim=1).float()
+                q1 = ((2 * cells + 1) / scale).floor()  # stride 2, cell 12
+                q2 = ((2 * cells + 12) / scale).floor()
+                cand = torch.cat([q1, q2, prob[0, 1, ys, xs, None], reg[0, :, ys, xs].T], dim=1)
+                keep = batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.5)
+                found.append(cand[keep])
+            scale *= self.factor
+            side *= self.factor
+        if not found:
+            return torch.zeros(0, 5)
+        cand = torch.cat(found)
+        cand = cand[batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.7)]
+        boxes = _square(_regress(cand[:, :4], cand[:, 5:9]))
+        return torch.cat([boxes, cand[:, 4:5]], dim=1)
+
+    def _refine(self, img: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        reg, prob = self.rnet(_crops(img, boxes[:, :4], 24))
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], dim=1)
+        reg = reg[ok]
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes)), 0.7)
+        return torch.cat([_square(_regress(boxes[keep, :4], reg[keep])), boxes[keep, 4:5]], dim=1)
+
+    def _output(self, img: torch.Tensor, boxes: torch.Tensor) -> Detections:
+        reg, pts, prob = self.onet(_crops(img, boxes[:, :4], 48))
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, reg, pts, score = boxes[ok, :4], reg[ok], pts[ok], prob[ok, 1]
+        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        xs = w * pts[:, :5] + boxes[:, 0:1] - 1
+        ys = h * pts[:, 5:] + boxes[:, 1:2] - 1
+        marks = torch.stack([xs, ys], dim=2)  # (N, 5, 2)
+        boxes = _regress(boxes, reg)
+        b, s, m = boxes.numpy(), score.numpy(), marks.numpy()
+        keep = _nms_min(b, s, 0.7) if len(s) else np.zeros(0, np.int64)
+        return Detections(b[keep].astype(np.float64), s[keep].astype(np.float64),
+                          m[keep].astype(np.float64))

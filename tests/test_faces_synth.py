@@ -1,0 +1,94 @@
+"""``synth --layout raw`` and the face stage end to end on it (extract, preview)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from mer_cache.cache import open_cache
+from mer_cache.catalogue import load_catalogue
+from mer_cache.cli import app
+from mer_cache.extract.loader import FrameDataset
+from mer_cache.faces import ClipAlignment, aligned_input
+from mer_cache.faces.stage import read_rgb
+from mer_cache.pipelines.predict import embed_clip
+from mer_cache.synth import SynthConfig, generate_dataset
+from mer_cache.synth.raw import RAW_SIZE
+from mer_cache.trunks import create_trunk
+from real_footage import mtcnn_weights  # noqa: F401 (fixture)
+
+SMALL = dict(subjects=2, clips_per_class=1, max_frames=14)
+
+
+@pytest.fixture(scope="module")
+def raw_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    generate_dataset(root, config=SynthConfig(**SMALL, layout="raw"))
+    return root
+
+
+def _boxes(root: Path) -> dict[str, list[int]]:
+    clips = json.loads((root / "synth.json").read_text())["clips"]
+    return {c["clip_id"]: c["raw_face_box"] for c in clips}
+
+
+def test_raw_layout_puts_each_face_somewhere_else_in_a_larger_frame(raw_root):
+    clips = load_catalogue("casme2", raw_root)
+    assert len(clips) == 8
+    boxes = _boxes(raw_root)
+    assert set(boxes) == {c.clip_id for c in clips}
+    w, h = RAW_SIZE
+    for clip in clips:
+        with Image.open(clip.frames[0]) as img:
+            assert img.size == (w, h)
+        x0, y0, x1, y1 = boxes[clip.clip_id]
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and x1 - x0 < w / 2
+    assert len({tuple(b) for b in boxes.values()}) == len(boxes)  # head offset per clip
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    out = tmp_path / "cache.zarr"
+    res = CliRunner().invoke(app, ["extract", "--dataset", "casme2", "--root", str(raw_root),
+                                   "--trunk", "tiny-cnn", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cache = open_cache(out)
+    assert cache.fingerprint["face"]["detector"].startswith("mtcnn")
+    alignments = [ClipAlignment.from_json(d) for d in cache.column("face")]
+    boxes = _boxes(raw_root)
+    for c, a in zip(cache.clips, alignments):
+        assert a.error is None and a.found_in == a.n_ref == 5
+        assert _iou(a.box, boxes[c.clip_id]) > 0.5  # the detector found the pasted face
+    # what the trunk is fed is the warp of the raw frame, not the stretched frame
+    clips = load_catalogue("casme2", raw_root)
+    pre = create_trunk("tiny-cnn").preprocessing
+    item = FrameDataset(clips, [0], pre, alignments=alignments)[2][0].numpy()
+    np.testing.assert_array_equal(item, aligned_input(read_rgb(clips[0].frames[2]), alignments[0], pre))
+    # predict aligns a clip folder as the run's cache says, so its heads get the same features
+    rows = embed_clip(create_trunk("tiny-cnn"), clips[0].frames[0].parent, device=torch.device("cpu"),
+                      dtype=cache.dtype, face=cache.fingerprint["face"])
+    np.testing.assert_allclose(rows, cache.load_clip(0), atol=1e-3)
+
+
+def test_preview_draws_a_sheet_row_per_clip(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    png = tmp_path / "sheet.png"
+    res = CliRunner().invoke(app, ["faces", "preview", "--dataset", "casme2", "--root",
+                                   str(raw_root), "--clips", "3", "--out", str(png)])
+    assert res.exit_code == 0, res.output
+    assert res.output.count(" ok ") == 3
+    with Image.open(png) as img:
+        assert img.height >= 3 * 240 and img.width > 2 * 240

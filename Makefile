@@ -39,7 +39,7 @@ demo-compare: $(STAMP)
 	$(CMP) --arch mean --out $(DEMO)/runs/cmp/mean
 	$(CMP) --arch lstm --out $(DEMO)/runs/cmp/lstm
 	$(CMP) --arch bilstm --out $(DEMO)/runs/cmp/bilstm
-	$(CMP) --arch bilstm --epoch-windows all --out $(DEMO)/runs/cmp/bilstm-allwindows
+	$(CMP) --arch bilstm --epoch-windows sample --out $(DEMO)/runs/cmp/bilstm-sample
 	$(CMP) --arch lstm --preset paper --out $(DEMO)/runs/cmp/lstm-paper
 	$(CMP) --arch bilstm --preset paper --out $(DEMO)/runs/cmp/bilstm-paper
 

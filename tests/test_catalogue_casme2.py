@@ -121,3 +121,13 @@ def test_annotation_found_by_option_and_frames_root(tmp_path):
     assert len(clips) == 3
     with pytest.raises(DatasetError, match="annotation=PATH"):
         load_catalogue("casme2", tmp_path / "CASME2_RAW_selected")
+
+
+def test_the_annotation_file_read_is_always_named(official_tree, tmp_path):
+    from mer_cache.catalogue.problems import AnnotationFileNote
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_catalogue("casme2", official_tree)
+    notes = [str(w.message) for w in caught if w.category is AnnotationFileNote]
+    assert len(notes) == 1 and "CASME2-coding-20190701.xlsx" in notes[0]

@@ -35,6 +35,11 @@ class DatasetWarning(UserWarning):
     """A known quirk of a dataset copy; the clip is still usable."""
 
 
+class AnnotationFileNote(UserWarning):
+    """Which annotation file a loader read (always said, so a second copy is never used silently)."""
+
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong in a dataset copy.

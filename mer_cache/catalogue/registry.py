@@ -25,7 +25,8 @@ from mer_cache.catalogue.manifest import load_manifest
 from mer_cache.catalogue.megc2019 import load_megc2019
 from mer_cache.catalogue.mmew import load_mmew
 from mer_cache.catalogue.problems import (
-    DUPLICATE_CLIP, MISSING_FOLDER, NO_FRAMES, UNKNOWN_LABEL, DatasetWarning, Problem, ProblemLog,
+    ANNOTATION_FILE, DUPLICATE_CLIP, MISSING_FOLDER, NO_FRAMES, UNKNOWN_LABEL, AnnotationFileNote,
+    DatasetWarning, Problem, ProblemLog,
 )
 from mer_cache.catalogue.samm import load_samm
 from mer_cache.catalogue.smic import load_smic
@@ -143,6 +144,9 @@ def load_catalogue(
         problems = [Problem("warning", p.kind, p.path, p.message + " (skipped)", p.clip_id)
                     if p.severity == "fatal" and p.kind in (MISSING_FOLDER, NO_FRAMES) else p
                     for p in problems]
+    for p in problems:  # which annotation file was read, always
+        if p.severity == "info" and p.kind == ANNOTATION_FILE:
+            warnings.warn(str(p), AnnotationFileNote, stacklevel=2)
     warn = [p for p in problems if p.severity == "warning"]
     for p in warn[:_WARNED]:
         warnings.warn(str(p), DatasetWarning, stacklevel=2)

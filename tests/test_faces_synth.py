@@ -92,3 +92,27 @@ def test_preview_draws_a_sheet_row_per_clip(raw_root, mtcnn_weights, tmp_path, m
     assert res.output.count(" ok ") == 3
     with Image.open(png) as img:
         assert img.height >= 3 * 240 and img.width > 2 * 240
+
+
+def test_flow_runs_after_the_face_stage(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811
+    """`extract --features flow` on raw frames aligns faces first, as every flow method does:
+    the fingerprint says so and the maps differ from flow on the unaligned frames."""
+    from mer_cache.cache import open_flow_cache
+    from mer_cache.flow.extract import clip_flow
+    from mer_cache.flow.config import FlowConfig
+
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    out = tmp_path / "flow.zarr"
+    res = CliRunner().invoke(app, ["extract", "--features", "flow", "--dataset", "casme2",
+                                   "--root", str(raw_root), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    flow = open_flow_cache(out)
+    assert flow.fingerprint["face"]["detector"].startswith("mtcnn")
+    none = tmp_path / "flow-none.zarr"
+    res = CliRunner().invoke(app, ["extract", "--features", "flow", "--face", "none", "--dataset",
+                                   "casme2", "--root", str(raw_root), "--out", str(none)])
+    assert res.exit_code == 0, res.output
+    assert open_flow_cache(none).fingerprint["face"] is None
+    clips = load_catalogue("casme2", raw_root)
+    plain, _ = clip_flow(clips[0], FlowConfig())
+    assert not np.allclose(plain, flow.load_all()[0], atol=1e-3)  # aligned crops, other flow

@@ -24,7 +24,7 @@ from mer_cache.errors import CacheError
 # what makes two runs write different maps; versions are provenance only
 FLOW_IDENTITY_FIELDS = ("features", "method", "tvl1", "frame_size", "out_size", "interpolation",
                         "channels", "strain", "apex_rule", "onset_rule", "dtype",
-                        "catalogue_sha256", "n_clips")
+                        "catalogue_sha256", "n_clips", "face")
 FLOW_PROVENANCE_FIELDS = ("package_version", "opencv_version", "zarr_version")
 
 

@@ -59,7 +59,7 @@ def extract(
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
     features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
-    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk: align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -74,7 +74,8 @@ def extract(
 
         extract_flow(dataset=dataset, root=root, out=out, dataset_option=dataset_option,
                      ignored={"--trunk": trunk, "--weights": weights, "--layer": layer,
-                              "--resize-mode": resize_mode, "--finetuned-run": finetuned_run})
+                              "--resize-mode": resize_mode, "--finetuned-run": finetuned_run},
+                     face=face or "auto")
         return
     from mer_cache.pipelines import ExtractJob, ExtractOptions, run_extract_job
 

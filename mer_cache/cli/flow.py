@@ -16,7 +16,7 @@ from mer_cache.errors import ConfigError
 
 
 def extract_flow(*, dataset: str, root: Path, out: Path, dataset_option: list[str],
-                 ignored: dict[str, object]) -> None:
+                 ignored: dict[str, object], face: str = "auto") -> None:
     """Write a flow cache (TV-L1 onset -> apex, strain, 28x28) and print what was done."""
     from mer_cache.pipelines import FlowConfig, run_flow_extract_job
 
@@ -30,7 +30,7 @@ def extract_flow(*, dataset: str, root: Path, out: Path, dataset_option: list[st
                   TimeRemainingColumn(), console=err_console, transient=False) as bar:
         task = bar.add_task("flow", total=None)
         result = run_guarded(run_flow_extract_job, dataset, root, out, dataset_options=options,
-                             config=FlowConfig(),
+                             config=FlowConfig(), face=face,
                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     table = Table(title=f"Flow extraction into {result.path} ({result.status})", show_header=False)
     for key, value in (("clips", result.n_clips), ("already done before this run", result.n_already_done),

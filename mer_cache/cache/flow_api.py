@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_cache.cache import flow_store as fs
-from mer_cache.cache.api import CacheSummary, table_from_clips
+from mer_cache.cache.api import CacheSummary, incomplete_message, table_from_clips
 from mer_cache.cache.fingerprint import catalogue_sha256, diff_fingerprints
 from mer_cache.cache.store import CachedClip, read_table
 from mer_cache.catalogue.clip import Clip
@@ -74,7 +74,8 @@ class FlowCache:
         if require_complete and not self._attrs.get("finalized"):
             s = self.summary()
             if not s.complete:
-                raise CacheError(_incomplete_message(self.path, s))
+                raise CacheError(incomplete_message(self.path, s, what="flow cache",
+                                                    command="mer-cache extract --features flow"))
 
     def summary(self) -> CacheSummary:
         status = fs.read_column(self._root, "status")
@@ -120,17 +121,6 @@ def open_flow_cache(path: Path | str, *, require_complete: bool = True) -> FlowC
 def cache_kind(path: Path | str) -> str | None:
     """``"flow"``, ``"embeddings"``, or None when ``path`` is not a mer-cache cache."""
     return fs.read_kind(Path(path)) if Path(path).exists() else None
-
-
-def _incomplete_message(path: Path, s: CacheSummary) -> str:
-    pending = s.n_clips - s.n_done - s.n_failed
-    msg = (f"The flow cache {path} is incomplete: {s.n_done} of {s.n_clips} clips done, "
-           f"{s.n_failed} failed, {pending} not yet extracted.")
-    if s.failed:
-        some = "; ".join(f"{k}: {v}" for k, v in list(s.failed.items())[:5])
-        msg += f" Failed clips: {some}{' ...' if s.n_failed > 5 else ''}."
-    return msg + (" Rerun the same `mer-cache extract --features flow` command to finish it "
-                  "(done clips are kept).")
 
 
 class FlowCacheWriter:

@@ -91,6 +91,34 @@ def test_frames_without_a_face_do_not_fail_the_clip():
     assert a.error is None and a.found_in == 1 and a.n_ref == 3
 
 
+def test_alignment_reads_frames_only_until_enough_hold_a_face():
+    """The cost of the stage is one decode and one detection per clip when the onset frame
+    has a face; a clip whose first frames have none searches on, up to ``search_frames``."""
+    from mer_cache.faces.stage import align_frames
+
+    good = _face_at(250.0, 0.0, (200, 100))
+    found = {2: _det(good), 3: _det(good + 1.0)}  # frame index -> what the detector sees
+    read = []
+
+    def frames():
+        for k in range(5):
+            read.append(k)
+            yield np.full((480, 640, 3), k, np.uint8)
+
+    def detector(rgb):
+        return found.get(int(rgb[0, 0, 0]), _det())
+
+    a = align_frames(frames(), detector, FaceConfig(), "c")
+    assert read == [0, 1, 2] and (a.found_in, a.n_ref) == (1, 3)
+    np.testing.assert_allclose(a.landmarks, good, atol=1e-6)
+    read.clear()
+    a = align_frames(frames(), detector, FaceConfig(ref_frames=2), "c")
+    assert read == [0, 1, 2, 3] and (a.found_in, a.n_ref) == (2, 4)
+    read.clear()
+    a = align_frames(frames(), lambda rgb: _det(), FaceConfig(), "c")
+    assert read == [0, 1, 2, 3, 4] and "no face found in its first 5 frames" in a.error
+
+
 def test_choose_face_prefers_large_central_and_then_follows_it():
     central = _face_at(200.0, 0, (220, 140))  # around the centre of 640x480
     corner_big = _face_at(230.0, 0, (400, 250))

@@ -27,7 +27,8 @@ def face_problems(clips: list[Clip], *, config: FaceConfig = FaceConfig(),
         elif a.max_faces > 1:
             problems.append(Problem(
                 "warning", SEVERAL_FACES, clip.source,
-                f"{clip.clip_id}: {a.max_faces} faces in its first {a.n_ref} frames; alignment "
+                f"{clip.clip_id}: {a.max_faces} faces in "
+                f"{'its first frame' if a.n_ref == 1 else f'one of its first {a.n_ref} frames'}; alignment "
                 "follows the largest, most central one (check it with `mer-cache faces preview`).",
                 clip.clip_id))
     return problems

@@ -26,7 +26,7 @@ class FaceDetector:
         states = load_mtcnn_state(weights)
         for name, state in states.items():
             getattr(self.net, name).load_state_dict(state, strict=True)
-        self.net.eval()
+        self.net.eval().channels_last()
 
     def __call__(self, rgb: np.ndarray) -> Detections:
         import cv2

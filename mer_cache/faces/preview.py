@@ -47,7 +47,7 @@ def write_preview(clips: list[Clip], out: Path | str, *, config: FaceConfig = Fa
     for clip in clips:
         a = align_clip(clip, detector, config)
         rows.append(PreviewRow(clip.clip_id, a))
-        frames = reference_frames(clip, 1) if a.n_ref else []
+        frames = list(reference_frames(clip, 1)) if a.n_ref else []
         raw = _fit(_annotated(frames[0], a), ROW_PX) if frames else Image.new("RGB", (ROW_PX, ROW_PX))
         crop = (_fit(Image.fromarray(warp_frame(frames[0], a)), ROW_PX) if a.error is None
                 else Image.new("RGB", (ROW_PX, ROW_PX), (60, 0, 0)))

@@ -7,8 +7,9 @@ resize comes after the warp, in :func:`aligned_input`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -50,36 +51,87 @@ def read_video_frames(path: Path, n: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def reference_frames(clip: Clip, n: int) -> list[np.ndarray]:
-    """The clip's first ``n`` frames (the alignment's reference), full resolution."""
+def reference_frames(clip: Clip, n: int) -> Iterator[np.ndarray]:
+    """The clip's first ``n`` frames, full resolution, read one by one as consumed."""
     if clip.video is not None:
-        return read_video_frames(clip.video, n)
-    return [read_rgb(p) for p in clip.frames[:n]]
+        return iter(read_video_frames(clip.video, n))
+    return (read_rgb(p) for p in clip.frames[:n])
+
+
+def align_frames(frames: Iterable[np.ndarray], detector, config: FaceConfig,
+                 name: str) -> ClipAlignment:
+    """Detect in ``frames`` until ``config.ref_frames`` of them hold a face, then fit.
+
+    Frames after those are never read: a clip whose first frame has a face costs one
+    decode and one detection.
+    """
+    dets = []
+    for rgb in frames:
+        dets.append((detector(rgb), rgb.shape[:2]))
+        if sum(len(d) > 0 for d, _ in dets) >= config.ref_frames:
+            break
+    return align_from_detections(dets, config, name)
 
 
 def align_clip(clip: Clip, detector, config: FaceConfig) -> ClipAlignment:
-    """Detect in the clip's reference frames and fit its transform (errors -> ``error``)."""
+    """Detect in the clip's first frames and fit its transform (errors -> ``error``)."""
     try:
-        frames = reference_frames(clip, config.ref_frames)
+        return align_frames(reference_frames(clip, config.search_frames), detector, config,
+                            clip.clip_id)
     except DatasetError as exc:
         return ClipAlignment(None, 0, None, None, 0, 0, 0, error=str(exc))
-    dets = [(detector(f), f.shape[:2]) for f in frames]
-    return align_from_detections(dets, config, clip.clip_id)
 
 
 def align_clips(clips: list[Clip], config: FaceConfig = FaceConfig(), *,
                 weights: Path | None = None, progress: Progress | None = None,
-                ) -> list[ClipAlignment]:
-    """One :class:`ClipAlignment` per clip, in order (failed clips carry ``error``)."""
-    from mer_cache.faces.detector import FaceDetector
+                workers: int | None = None) -> list[ClipAlignment]:
+    """One :class:`ClipAlignment` per clip, in order (failed clips carry ``error``).
 
-    detector = FaceDetector(config, weights=weights)
+    ``workers`` processes align clips side by side (default: torch's thread count). The
+    cascade is a chain of small ops that one thread runs nearly as fast as two (measured
+    6.9 against 6.6 ms per clip on 2 cores), so a process per core with one thread each
+    does ~1.8x the clips per second of one process with two threads.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    n = torch.get_num_threads() if workers is None else workers
+    n = min(n, len(clips), os.cpu_count() or 1)
+    dataset = _Aligner(clips, config, weights)
+    items = iter(dataset) if n <= 1 else DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=n, collate_fn=_same)
     out = []
-    for k, clip in enumerate(clips):
-        out.append(align_clip(clip, detector, config))
+    for a in items:
+        out.append(a)
         if progress is not None:
-            progress(k + 1, len(clips))
+            progress(len(out), len(clips))
     return out
+
+
+class _Aligner:
+    """Clips -> alignments, as a map-style dataset for DataLoader worker processes (each
+    builds its own detector on first use; DataLoader gives each worker one torch thread)."""
+
+    def __init__(self, clips: list[Clip], config: FaceConfig, weights: Path | None) -> None:
+        self.clips, self.config, self.weights = clips, config, weights
+        self.detector = None
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, k: int) -> ClipAlignment:
+        if self.detector is None:
+            from mer_cache.faces.detector import FaceDetector
+
+            self.detector = FaceDetector(self.config, weights=self.weights)
+        return align_clip(self.clips[k], self.detector, self.config)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+
+def _same(item):
+    return item
 
 
 def aligned_input(rgb: np.ndarray, alignment: ClipAlignment, pre: Preprocessing) -> np.ndarray:
@@ -143,8 +195,8 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
         return lambda path: load_frame(path, pre)
     config = config_from_identity(face)
     detector = FaceDetector(config, weights=weights)
-    refs = [read_rgb(p) for p in frames[:config.ref_frames]]
-    a = align_from_detections([(detector(f), f.shape[:2]) for f in refs], config, name)
+    a = align_frames((read_rgb(p) for p in frames[:config.search_frames]), detector, config,
+                     name)
     if a.error is not None:
         raise FaceError(a.error)
     return lambda path: aligned_input(read_rgb(path), a, pre)
@@ -168,7 +220,7 @@ def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
 
     def load(path: Path) -> np.ndarray:
         rgb = read_rgb(path)
-        a = align_from_detections([(detector(rgb), rgb.shape[:2])], config, str(path))
+        a = align_frames([rgb], detector, config, str(path))
         if a.error is not None:
             raise FaceError(a.error.replace("in its first 1 frames", "in the image"))
         return aligned_input(rgb, a, pre)

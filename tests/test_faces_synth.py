@@ -16,7 +16,7 @@ from mer_cache.catalogue import load_catalogue
 from mer_cache.cli import app
 from mer_cache.extract.loader import FrameDataset
 from mer_cache.faces import ClipAlignment, aligned_input
-from mer_cache.faces.stage import read_rgb
+from mer_cache.faces.stage import aligned_frame, read_rgb
 from mer_cache.pipelines.predict import embed_clip
 from mer_cache.synth import SynthConfig, generate_dataset
 from mer_cache.synth.raw import RAW_SIZE
@@ -87,7 +87,9 @@ def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_pa
     clips = load_catalogue("casme2", raw_root)
     pre = create_trunk("tiny-cnn").preprocessing
     item = FrameDataset(clips, [0], pre, alignments=alignments)[2][0].numpy()
-    np.testing.assert_array_equal(item, aligned_input(read_rgb(clips[0].frames[2]), alignments[0], pre))
+    np.testing.assert_array_equal(item, aligned_frame(clips[0].frames[2], alignments[0], pre))
+    colour = aligned_input(read_rgb(clips[0].frames[2]), alignments[0], pre)  # warp RGB, then grey
+    assert np.abs(item.astype(int) - colour).max() <= 1
     # predict aligns a clip folder as the run's cache says, so its heads get the same features
     rows = embed_clip(create_trunk("tiny-cnn"), clips[0].frames[0].parent, device=torch.device("cpu"),
                       dtype=cache.dtype, face=cache.fingerprint["face"])

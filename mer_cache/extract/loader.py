@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
-from mer_cache.faces.stage import aligned_input, read_rgb
+from mer_cache.faces.stage import aligned_frame, aligned_input
 from mer_cache.frames import array_to_input, load_frame
 from mer_cache.trunks.spec import Preprocessing
 
@@ -48,7 +48,7 @@ class FrameDataset(Dataset):
             if clip.video is not None:
                 arr = self._video_frame(clip, ref.frame_index, ref.clip_index)
             elif self.alignments is not None:
-                arr = aligned_input(read_rgb(clip.frames[ref.frame_index]),
+                arr = aligned_frame(clip.frames[ref.frame_index],
                                     self.alignments[ref.clip_index], self.pre)
             else:
                 arr = load_frame(clip.frames[ref.frame_index], self.pre)

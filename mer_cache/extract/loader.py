@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
+from mer_cache.faces.stabilise import Stabiliser
 from mer_cache.faces.stage import aligned_frame, aligned_input
 from mer_cache.frames import array_to_input, load_frame
 from mer_cache.trunks.spec import Preprocessing
@@ -31,10 +32,11 @@ class FrameDataset(Dataset):
     :mod:`mer_cache.faces`) each frame is warped to its clip's face crop before the resize."""
 
     def __init__(self, clips: list[Clip], indices: list[int], pre: Preprocessing,
-                 alignments: list | None = None) -> None:
+                 alignments: list | None = None, *, stabilise: bool = False) -> None:
         self.clips = clips
         self.pre = pre
         self.alignments = alignments
+        self.stabiliser = Stabiliser() if stabilise and alignments is not None else None
         self.refs = [FrameRef(i, f) for i in indices for f in range(clips[i].n_frames)]
 
     def __len__(self) -> int:
@@ -49,7 +51,8 @@ class FrameDataset(Dataset):
                 arr = self._video_frame(clip, ref.frame_index, ref.clip_index)
             elif self.alignments is not None:
                 arr = aligned_frame(clip.frames[ref.frame_index],
-                                    self.alignments[ref.clip_index], self.pre)
+                                    self.alignments[ref.clip_index], self.pre,
+                                    stabiliser=self.stabiliser, first=clip.frames[0])
             else:
                 arr = load_frame(clip.frames[ref.frame_index], self.pre)
         except DatasetError as exc:
@@ -69,8 +72,11 @@ class FrameDataset(Dataset):
             raise DatasetError(f"{clip.video}: frame {index} is past the {len(self._video_frames)} "
                                "frames the file decodes to.")
         if self.alignments is not None:
-            return aligned_input(self._video_frames[index], self.alignments[clip_index],
-                                 self.pre)
+            a, frames = self.alignments[clip_index], self._video_frames
+            if self.stabiliser is not None:
+                a = self.stabiliser.frame_alignment(frames[index], a, clip.clip_id,
+                                                    lambda: frames[0])
+            return aligned_input(frames[index], a, self.pre)
         return array_to_input(self._video_frames[index], self.pre)
 
 

@@ -49,6 +49,9 @@ class FaceConfig:
     detect_short_side_px: int = 360
     min_face_px: int = 40
     detector: str = "mtcnn-facenet-pytorch-2.6.0"
+    # Per-frame translation-only stabilisation against the clip's first frame
+    # (mer_cache.faces.stabilise); off by default, see README for what it measured.
+    stabilise: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.ref_frames <= self.search_frames:

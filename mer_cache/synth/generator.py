@@ -244,6 +244,9 @@ def _clip_record(slot, plan, regions: dict, fps: float) -> dict:
         "au_weights": {au: round(w, 4) for au, w in plan.au_weights.items()},
         "amplitude_px": round(plan.amplitude_px, 4),
         "blinks": [list(b) for b in plan.blinks],
+        # per frame: head translation dx, dy (px of the 128 px face) and rotation (degrees)
+        # about the point between eyes and mouth; what stabilisation is measured against
+        "head_motion": np.round(plan.head, 3).tolist(),
     }
 
 

@@ -27,7 +27,7 @@ class FrameBank:
     clip_of_frame: np.ndarray
 
     def rows_of(self, clip_positions: np.ndarray) -> np.ndarray:
-        """Frame rows of the given clip positions, in order."""
+        """Frame rows of the given clip positions (into the bank's clips), in order."""
         return np.flatnonzero(np.isin(self.clip_of_frame, clip_positions))
 
 

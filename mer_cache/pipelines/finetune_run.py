@@ -155,7 +155,7 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
             rankings[fold.index] = ranking
         model, record = train_fold(bank, cf, fold, frame_y, resolved, n_folds=n_folds,
                                    progress=progress)
-        test_rows = bank.rows_of(cf.keep[fold.test])
+        test_rows = bank.rows_of(fold.test)
         pred = predict_frames(model, bank, test_rows, device=torch.device(resolved.device),
                         amp=resolved.amp, batch_size=resolved.eval_batch_size)
         meta = {"kind": FOLD_META_KIND, "fold": fold.index, "n_folds": n_folds,
@@ -183,9 +183,9 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
         if progress:
             progress(FinetuneEvent("done", fold.index, n_folds))
     frame_dataset = np.array([c.dataset for c in kept])[bank.clip_of_frame]  # (N,)
-    datasets = [frame_dataset[bank.rows_of(cf.keep[cf.folds[r["fold"]].test])] for r in records]
+    datasets = [frame_dataset[bank.rows_of(cf.folds[r["fold"]].test)] for r in records]
     frame_group = np.array([f"{c.dataset}/{c.subject}" for c in kept])[bank.clip_of_frame]  # (N,)
-    groups = [frame_group[bank.rows_of(cf.keep[cf.folds[r["fold"]].test])] for r in records]
+    groups = [frame_group[bank.rows_of(cf.folds[r["fold"]].test)] for r in records]
     metrics = _pooled(records, datasets, groups, cf.classes, seed=config.seed)
     write_json(out / "metrics.json", metrics)
     return FinetuneResult(out=out, config=config, metrics=metrics, folds=records,

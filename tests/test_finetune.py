@@ -164,6 +164,23 @@ def test_clip_folds_drop_clips_the_scheme_drops(tmp_path):
     assert sorted(cf.assignment) == ["folder/s1", "folder/s2", "folder/s3", "folder/s4"]
 
 
+def test_folds_train_and_test_their_own_subjects_frames_when_the_scheme_drops_clips(tmp_path):
+    """Fold positions index the kept clips, as the frame bank does: dropping clips (here megc3
+    drops 'others') must not shift which frames a fold trains and tests on."""
+    labels = ("negative", "positive", "surprise", "others")  # 3 subjects x 4 labels, coprime
+    clips = make_clips(tmp_path / "f", [5 + k for k in range(12)], subjects=3, labels=labels)
+    config = FinetuneConfig(**{**CONFIG.to_dict(), "labels": "megc3", "folds": 3, "epochs": 1,
+                               "fc_dims": (8,)})
+    with pytest.warns(UserWarning, match="left out 3 of 12"):
+        result = finetune(clips, config=config, out=tmp_path / "run")
+    kept = [c for c in clips if c.label != "others"]
+    for record in result.folds:
+        def frames(subjects):
+            return sum(len(c.frames) for c in kept if f"folder/{c.subject}" in subjects)
+        assert record["n_train_frames"] == frames(record["train_subjects"])
+        assert record["test"]["n"] == frames(record["test_subjects"])
+
+
 def test_cli_finetune(tmp_path):
     from mer_cache.cli.app import app
 

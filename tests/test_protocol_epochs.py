@@ -106,7 +106,7 @@ def test_finetune_early_stopping_and_layer_choice_never_read_test_subjects(tmp_p
         val_calls.append((current["fold"], set(groups[bank.clip_of_frame[rows]].tolist())))
         return real_predict(model, bank, rows, **kw)
 
-    def spy_suggest(train_clips, *, trunk, regions, seed):
+    def spy_suggest(train_clips, *, trunk, regions, seed, face):
         layer_calls.append((current["fold"], {f"{c.dataset}/{c.subject}" for c in train_clips}))
         return [{"layer": "layer4", "focus": 1.0, "n_clips": len(train_clips), "focus_per_clip": []}]
 

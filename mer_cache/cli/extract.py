@@ -38,7 +38,7 @@ FinetunedRunOpt = Annotated[Optional[Path], typer.Option(
     "--finetuned-run",
     help="Folder of a finished `mer-cache finetune` run: writes --out/fold{k}.zarr with each "
          "fold's trunk and --out/folds.json (train-head takes that folder). The run decides "
-         "trunk, weights, layer and resize mode.")]
+         "trunk, weights, layer, resize mode and face stage.")]
 
 
 
@@ -59,7 +59,7 @@ def extract(
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
     features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
-    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (fine-tuning has no face stage yet).")] = None,
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (the run's own face stage and transforms are used).")] = None,
     face_stabilise: Annotated[bool, typer.Option("--face-stabilise", help="With aligned faces: shift every frame onto its clip's first frame by phase correlation (translation only), against head sway within a clip. Off by default; README 'Faces in raw frames' gives what it measured. Not with --features flow.")] = False,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
@@ -93,8 +93,8 @@ def extract(
             fail(ConfigError(
                 f"{', '.join(given)} cannot be combined with --finetuned-run {finetuned_run}: the "
                 f"fine-tuning run decides the trunk, its weights (one checkpoint per fold), the "
-                f"layer and the resize mode. Drop {', '.join(given)}, or extract without "
-                f"--finetuned-run."))
+                f"layer, the resize mode and the face stage. Drop {', '.join(given)}, or extract "
+                f"without --finetuned-run."))
         options = run_guarded(ExtractOptions, batch_size=batch_size, workers=workers, amp=amp,
                               dtype=dtype)
         _extract_finetuned(finetuned_run, dataset=dataset, root=root, out=out, gpu=gpu,

@@ -24,6 +24,12 @@ RegionsOpt = Annotated[str, typer.Option(
                       "JSON file {clip_id: [[x0, y0, x1, y1], ...]} in frame pixels.")]
 
 
+FACE_HELP = ("align (detect once per clip, warp every frame to a canonical face crop), none "
+             "(whole frames), or auto: align for raw layouts of smic/casme2/samm/casme3/megc2019 "
+             "and `synth --layout raw`, none for cropped releases and folder/video/manifest. "
+             "Needs `mer-cache faces fetch` once.")
+
+
 def _load(dataset: str, root: Path, pairs: list[str]):
     from mer_cache.catalogue import load_catalogue
 
@@ -61,6 +67,7 @@ def finetune(
     regions: RegionsOpt = "auto",
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device index (AMP on); without it the CPU is used.")] = None,
     amp: Annotated[str, typer.Option("--amp", help="Autocast on GPU: bf16, fp16 or off.")] = F.amp,
+    face: Annotated[str, typer.Option("--face", help=f"Face alignment of the training frames, as `extract --face`: {FACE_HELP} Each clip is aligned once per run; the transforms are kept in the run folder (faces.json) and `extract --finetuned-run` and `gradcam --checkpoint` reuse them.")] = F.face,
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
@@ -75,7 +82,7 @@ def finetune(
                          from_layer=from_layer, labels=labels, protocol=protocol, folds=folds,
                          seed=seed, val_subjects=val_subjects, epochs=epochs, batch_size=batch_size,
                          lr=lr, frames_per_class=frames_per_class, rotation_deg=rotation,
-                         device=str(device), amp=amp)
+                         device=str(device), amp=amp, face=face)
     clips = run_guarded(_load, dataset, root, dataset_option)
     source = run_guarded(resolve_regions, regions, root) if from_layer == "auto" else None
     with Progress(TextColumn("[bold]fold {task.fields[fold]}[/]"), BarColumn(),
@@ -113,8 +120,21 @@ def finetune(
     console.print(table)
     if result.skipped:
         console.print(f"Kept finished folds {result.skipped} from the earlier run.")
+    console.print(f"Frames: {'aligned face crops' if result.config.face == 'align' else 'whole frames'} "
+                  f"(--face {result.config.face}).")
     console.print(f"{len(result.folds)} fold checkpoints in {result.out}; next: "
                   f"`mer-cache extract --finetuned-run {result.out} ...` writes one cache per fold.")
+    _report_failed(result.failed, "left out of fine-tuning")
+
+
+def _report_failed(failed: dict[str, str], what: str) -> None:
+    """Name each clip without a usable face, with the reason; exit 1 as `extract` does."""
+    if not failed:
+        return
+    console.print(f"[red]{len(failed)} clip(s) {what}[/] (no usable face):")
+    for cid, reason in failed.items():
+        console.print(f"  {cid}: {reason}", highlight=False)
+    raise typer.Exit(1)
 
 
 def gradcam(
@@ -130,6 +150,7 @@ def gradcam(
     regions: RegionsOpt = "auto",
     suggest_layer: Annotated[bool, typer.Option("--suggest-layer", help="Print the layers ranked by focus and the suggested l_s.")] = False,
     seed: SeedOpt = 0,
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help=f"Frames the maps are computed and drawn on: {FACE_HELP} Default: with --checkpoint, its fine-tuning run's setting and stored transforms (another setting is refused); without, auto.")] = None,
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Grad-CAM heat maps per layer on apex frames, with a focus score per layer."""
@@ -143,16 +164,19 @@ def gradcam(
     clips = run_guarded(_load, dataset, root, dataset_option)
     source = run_guarded(resolve_regions, regions, root)
     report = run_guarded(run_gradcam, clips, trunk=base, out=out, layers=names, n_clips=n_clips,
-                         regions=source, checkpoint=checkpoint, seed=seed)
+                         regions=source, checkpoint=checkpoint, face=face, seed=seed)
     for png in report.pngs:
         console.print(f"wrote {png}")
-    console.print(f"focus scores: {report.out / 'focus.json'} (regions: {source.kind})")
+    frames = "aligned face crops" if report.face else "whole frames"
+    console.print(f"focus scores: {report.out / 'focus.json'} (regions: {source.kind}; frames: "
+                  f"{frames})")
     if suggest_layer:
         console.print(_ranking_table("Base trunk: share of CAM mass on moving regions", report.ranking))
         if report.ranking_after:
             console.print(_ranking_table("Fine-tuned checkpoint", report.ranking_after))
         best = report.ranking[0]["layer"]
         console.print(f"Suggested l_s: [bold]{best}[/] (`mer-cache finetune --from-layer {best}`).")
+    _report_failed(report.failed, "not drawn")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from mer_cache.extract import distributed as dist
 from mer_cache.extract.loader import FrameDataset, frame_loader
 from mer_cache.trunks.base import Trunk
 from mer_cache.trunks.checkpoints import training_record
+
+if TYPE_CHECKING:
+    from mer_cache.faces import FaceStage
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
 
@@ -159,6 +162,19 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def _check_trained_face(finetune: dict | None, face: dict | None) -> None:
+    """A fine-tuned trunk embeds the kind of frames it was trained on, or nothing."""
+    if finetune is None or "face" not in finetune or finetune["face"] == face:
+        return
+    want = "aligned face crops" if finetune["face"] else "whole frames"
+    got = "aligned face crops" if face else "whole frames"
+    flag = "--face align" if finetune["face"] else "--face none"
+    raise ConfigError(f"{finetune.get('checkpoint')} was fine-tuned on {want}, but this "
+                      f"extraction would feed it {got}"
+                      f"{' made another way' if want == got else ''}. Extract with {flag} "
+                      "(or with --finetuned-run, which uses the run's own face stage).")
+
+
 def extract_clips(
     clips: list[Clip],
     trunk: Trunk,
@@ -166,6 +182,7 @@ def extract_clips(
     *,
     options: ExtractOptions = ExtractOptions(),
     finetune: dict | None = None,
+    face_stage: "FaceStage | None" = None,
     progress: Progress | None = None,
 ) -> ExtractResult:
     """Embed every frame of ``clips`` with ``trunk`` into the cache at ``out``.
@@ -174,6 +191,15 @@ def extract_clips(
     failed ones retried) and refuses one with another fingerprint. Under a
     ``torch.distributed`` launch each rank embeds only the clips it owns and rank 0
     finalizes.
+
+    ``face_stage``, when given, is the face stage to use instead of ``options.face`` (fold
+    caches: the fine-tuning run's, with its stored transforms). A fine-tuned trunk whose
+    checkpoint names the face stage of its training frames is refused other frames.
+
+    Raises
+    ------
+    ConfigError
+        When ``trunk`` is a fine-tuned checkpoint trained through another face stage.
 
     Returns
     -------
@@ -186,8 +212,8 @@ def extract_clips(
     if finetune is None and trunk.weights_format == "checkpoint" and trunk.weights_path:
         # a fine-tuned checkpoint passed as plain weights still says which subjects it saw
         finetune = training_record(trunk.weights_path)
-    face = None
-    if options.face != "none":
+    face = face_stage
+    if face is None and options.face != "none":
         from mer_cache.faces import FaceStage  # the frames-level stage before the trunk
         from mer_cache.faces.defaults import resolve_face_mode
 
@@ -195,6 +221,7 @@ def extract_clips(
 
         face = (FaceStage(FaceConfig(stabilise=options.face_stabilise))
                 if resolve_face_mode(options.face, clips) == "align" else None)
+    _check_trained_face(finetune, face and face.identity())
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
                                     finetune=finetune, face=face and face.identity())
     columns = (lambda: {face.COLUMN: face.table_column(clips)}) if face else None

@@ -253,3 +253,24 @@ def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
             raise FaceError(a.error.replace("in its first 1 frames", "in the image"))
         return aligned_input(rgb, a, pre)
     return load
+
+
+class StoredFaceStage(FaceStage):
+    """A :class:`FaceStage` that warps with transforms estimated before, by clip id.
+
+    ``known`` maps clip ids to ``ClipAlignment.to_json()`` dicts (errors included, so a clip
+    that failed keeps failing); only the other clips are detected, once. A resumed
+    fine-tuning run, its fold caches and its Grad-CAM maps so warp with the very transforms
+    its training frames got, not with a re-estimate that may round differently.
+    """
+
+    def __init__(self, config: FaceConfig, known: dict[str, dict], *,
+                 weights: Path | None = None) -> None:
+        super().__init__(config, weights=weights)
+        self.known = known
+
+    def table_column(self, clips: list[Clip]) -> list[dict]:
+        todo = [c for c in clips if c.clip_id not in self.known]
+        if todo:  # remembered, so a second cache of the same clips detects nothing
+            self.known.update(zip((c.clip_id for c in todo), super().table_column(todo)))
+        return [self.known[c.clip_id] for c in clips]

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from mer_cache.errors import ConfigError
 
 FINETUNE_PROTOCOLS = ("subject-kfold", "loso")
+FACE_MODES = ("auto", "align", "none")
 AMP_MODES = ("bf16", "fp16", "off")
 
 # Fields that only say how fast a run goes, not what it computes; a resumed run may change them.
@@ -35,6 +36,10 @@ class FinetuneConfig:
     from_layer : str
         l_s, the first retrained spatial layer (a name of ``trunk.cam_modules()``), or
         ``"auto"`` to take the layer with the best Grad-CAM focus (resolved before training).
+    face : str
+        ``"align"``, ``"none"`` or ``"auto"``, as ``extract --face``: with ``align`` every
+        training frame (and every frame Grad-CAM scores for ``from_layer="auto"``) is its
+        clip's aligned face crop.
     """
 
     trunk: str = "fer-minixception"
@@ -42,6 +47,10 @@ class FinetuneConfig:
     layer: str | None = None
     from_layer: str = "auto"
     resize_mode: str = "stretch"  # the paper feeds whole frames: no face crop or alignment
+    # "align": one transform per clip warps every training frame to a face crop
+    # (mer_cache.faces); "none": whole frames; "auto": align raw dataset layouts, not cropped
+    # ones (mer_cache.faces.defaults). The run saves the resolved value, never "auto".
+    face: str = "auto"
     labels: str = "smic4"
     protocol: str = "subject-kfold"  # the paper: 5 folds split on the subject level
     folds: int = 5
@@ -87,6 +96,8 @@ class FinetuneConfig:
             problems.append(f"frames_per_class must be at least 1, got {self.frames_per_class}")
         if self.amp not in AMP_MODES:
             problems.append(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.face not in FACE_MODES:
+            problems.append(f"face must be one of {', '.join(FACE_MODES)}, got {self.face!r}")
         if self.resize_mode not in ("stretch", "center-crop"):
             problems.append(f"resize_mode must be stretch or center-crop, got {self.resize_mode!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):

@@ -3,6 +3,9 @@
 Fine-tuning visits each training frame many times (epochs x Aug.-I copies x folds), so frames
 are decoded and resized once, in threads (PIL releases the GIL), and kept as uint8:
 3,740 demo frames at 64x64 gray are 15 MB; SMIC-HS's ~10,400 frames at 224x224 RGB ~1.6 GB.
+With face alignments (one per clip, :mod:`mer_cache.faces`) every frame is warped by its
+clip's transform before the resize, exactly as ``extract --face align`` feeds the trunk; a
+clip whose alignment failed has no rows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
+from mer_cache.faces import ClipAlignment
+from mer_cache.faces.stage import aligned_frame
 from mer_cache.frames import load_frame
 from mer_cache.trunks.spec import Preprocessing
 
@@ -27,12 +32,16 @@ class FrameBank:
     clip_of_frame: np.ndarray
 
     def rows_of(self, clip_positions: np.ndarray) -> np.ndarray:
-        """Frame rows of the given clip positions, in order."""
+        """Frame rows of the given clip positions (into the bank's clips), in order."""
         return np.flatnonzero(np.isin(self.clip_of_frame, clip_positions))
 
 
-def load_frame_bank(clips: list[Clip], pre: Preprocessing, *, workers: int = 2) -> FrameBank:
+def load_frame_bank(clips: list[Clip], pre: Preprocessing, *, workers: int = 2,
+                    alignments: list[ClipAlignment] | None = None) -> FrameBank:
     """Decode all frames of ``clips`` (frame-folder clips only).
+
+    ``alignments`` (one per clip): warp each frame by its clip's transform; clips whose
+    alignment carries an ``error`` are left out (no rows).
 
     Raises
     ------
@@ -43,15 +52,19 @@ def load_frame_bank(clips: list[Clip], pre: Preprocessing, *, workers: int = 2) 
     if videos:
         raise DatasetError(f"Fine-tuning reads frame folders; {len(videos)} clips are videos "
                            f"(e.g. {videos[0]}). Extract their frames to folders first.")
-    paths = [p for c in clips for p in c.frames]
-    clip_of_frame = np.repeat(np.arange(len(clips)), [len(c.frames) for c in clips])
+    use = [i for i in range(len(clips)) if alignments is None or alignments[i].error is None]
+    paths = [p for i in use for p in clips[i].frames]
+    clip_of_frame = np.repeat(np.asarray(use, np.int64), [len(clips[i].frames) for i in use])
     h, w = pre.input_size
     out = np.empty((len(paths), pre.n_channels, h, w), np.uint8)
     failures: list[str] = []
 
     def work(i: int) -> None:
         try:
-            out[i] = load_frame(paths[i], pre)
+            if alignments is None:
+                out[i] = load_frame(paths[i], pre)
+            else:
+                out[i] = aligned_frame(paths[i], alignments[clip_of_frame[i]], pre)
         except DatasetError as exc:
             failures.append(str(exc))
 

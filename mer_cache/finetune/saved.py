@@ -7,6 +7,9 @@
   Grad-CAM uses as the target after fine-tuning.
 - ``fold{k}.json``: the fold's record (subjects, losses, frame-level scores, predictions);
   written last, so its presence (with a matching checkpoint hash) marks the fold done.
+- ``faces.json`` (runs with ``face="align"``): the face stage's identity and each clip's
+  alignment (transform, or the reason it failed), estimated once per run; a resumed run,
+  the fold caches and Grad-CAM warp with these very transforms.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from pathlib import Path
 
 import torch
 
+from mer_cache.cache.fingerprint import catalogue_sha256
+from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import WeightsError
+from mer_cache.faces.stage import StoredFaceStage, config_from_identity
 from mer_cache.finetune.model import make_classifier
 from mer_cache.trunks import create_trunk
 from mer_cache.trunks.base import Trunk
@@ -25,6 +31,7 @@ from mer_cache.trunks.checkpoints import read_checkpoint, save_checkpoint
 from mer_cache.trunks.weights.hashing import sha256_file
 
 FOLD_META_KIND = "mer-cache-finetune-fold"
+FACES_FILE = "faces.json"
 
 
 def checkpoint_path(run_dir: Path, k: int) -> Path:
@@ -38,6 +45,30 @@ def head_path(checkpoint: Path) -> Path:
 
 def record_path(run_dir: Path, k: int) -> Path:
     return Path(run_dir) / f"fold{k}.json"
+
+
+def save_face_alignments(run_dir: Path, clips: list[Clip], column: list[dict],
+                         identity: dict) -> None:
+    """Write ``faces.json``: the face stage's ``identity`` and ``column[i]`` (a
+    ``ClipAlignment.to_json()``) of each clip, with the clip's catalogue row hash."""
+    write_json(Path(run_dir) / FACES_FILE, {"face": identity, "clips": {
+        c.clip_id: {"clip_sha256": catalogue_sha256([c]), "alignment": a}
+        for c, a in zip(clips, column)}})
+
+
+def stored_face_alignments(run_dir: Path, clips: list[Clip], identity: dict) -> dict[str, dict]:
+    """Clip id -> stored alignment, for the ``clips`` that ``run_dir/faces.json`` holds with
+    the same face ``identity`` and the same catalogue row (ids, labels, frame names);
+    ``{}`` when there is no such file."""
+    path = Path(run_dir) / FACES_FILE
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    if saved.get("face") != identity:
+        return {}
+    stored = saved.get("clips", {})
+    return {c.clip_id: stored[c.clip_id]["alignment"] for c in clips
+            if c.clip_id in stored and stored[c.clip_id]["clip_sha256"] == catalogue_sha256([c])}
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -85,3 +116,16 @@ def load_fold_model(checkpoint: Path | str, *, layer: str | None = None,
                            dropout=float(saved["dropout"]))
     head.load_state_dict(saved["state_dict"])
     return trunk, head.eval(), meta
+
+
+def run_face_stage(run_dir: Path, meta: dict, clips: list[Clip]) -> StoredFaceStage | None:
+    """The face stage a fold checkpoint's training frames went through (None: whole
+    frames), holding the transforms ``run_dir/faces.json`` stores for ``clips``.
+
+    ``meta`` is the checkpoint's (:func:`fold_checkpoint_meta`); checkpoints written before
+    fine-tuning had a face stage have no ``face`` entry and were trained on whole frames.
+    """
+    face = meta.get("face")
+    if face is None:
+        return None
+    return StoredFaceStage(config_from_identity(face), stored_face_alignments(run_dir, clips, face))

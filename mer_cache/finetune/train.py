@@ -73,8 +73,8 @@ def train_fold(bank: FrameBank, cf: ClipFolds, fold: Fold, frame_y: np.ndarray,
     augment = FlipRotate(flip=config.flip, rotation_deg=config.rotation_deg,
                          generator=torch.Generator().manual_seed(seed))
     rng = np.random.default_rng(seed)
-    train_rows = bank.rows_of(cf.keep[fold.train])
-    val_rows = bank.rows_of(cf.keep[fold.val])
+    train_rows = bank.rows_of(fold.train)  # positions into the kept clips, as the bank counts
+    val_rows = bank.rows_of(fold.val)
 
     def train_epoch(epoch: int) -> float:
         model.train()

@@ -10,7 +10,8 @@ Regions come from one of three sources:
 - ``diff``: real data without boxes: the onset-to-apex frame difference, smoothed, and its
   top 10 % pixels.
 
-Boxes are mapped to the trunk's input exactly as the frame is (stretch or centre crop).
+Boxes are mapped to the trunk's input exactly as the frame is: through the clip's face
+alignment when frames are aligned (:mod:`mer_cache.faces`), then the stretch or centre crop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,8 +28,11 @@ from PIL import Image
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.faces import ClipAlignment
 from mer_cache.frames import load_frame
 from mer_cache.trunks.spec import Preprocessing
+
+FrameLoader = Callable[[Path], np.ndarray]  # frame path -> (C, H, W) uint8 trunk input
 
 DIFF_TOP_SHARE = 0.10  # the diff mask keeps the 10 % most-changed pixels
 DIFF_SMOOTH_PX = 5  # box filter that joins speckle noise into regions
@@ -56,10 +61,27 @@ def synth_regions(root: Path | str) -> RegionSource:
     manifest = json.loads(path.read_text())
     boxes, apex, onset = {}, {}, {}
     for c in manifest["clips"]:
-        boxes[c["clip_id"]] = [list(map(float, b)) for b in c.get("au_regions", {}).values()]
+        boxes[c["clip_id"]] = [_in_raw_frame(list(map(float, b)), c.get("raw_face_box"))
+                               for b in c.get("au_regions", {}).values()]
         if c.get("apex") is not None:
             apex[c["clip_id"]], onset[c["clip_id"]] = int(c["apex"]), int(c["onset"])
     return RegionSource("synth", boxes, apex, onset, str(path))
+
+
+SYNTH_FACE_PX = 128  # synth draws every face on a 128 px canvas (mer_cache.synth.face.CROP_PX)
+
+
+def _in_raw_frame(box: list[float], face_box: list[int] | None) -> list[float]:
+    """An action-unit box of synth's 128 px face -> pixels of the frame it was pasted in.
+
+    ``synth --layout raw`` pastes the face, resized, at ``raw_face_box`` of a larger frame;
+    the other layouts' frames are the face itself (``face_box`` None).
+    """
+    if face_box is None:
+        return box
+    x0, y0, x1, _ = face_box
+    scale = (x1 - x0) / SYNTH_FACE_PX
+    return [x0 + box[0] * scale, y0 + box[1] * scale, x0 + box[2] * scale, y0 + box[3] * scale]
 
 
 def boxes_file_regions(path: Path | str) -> RegionSource:
@@ -110,22 +132,41 @@ def _frame_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                         count_include_pad=False)[0, 0].numpy()
 
 
-def frame_indices(clip: Clip, source: RegionSource, pre: Preprocessing) -> tuple[int, int]:
-    """(onset, apex) of a clip: synth.json's, the annotation's, or the most-changed frame."""
+def frame_indices(clip: Clip, source: RegionSource, pre: Preprocessing,
+                  load: FrameLoader | None = None) -> tuple[int, int]:
+    """(onset, apex) of a clip: synth.json's, the annotation's, or the most-changed frame.
+
+    ``load`` reads a frame as the trunk gets it (default: :func:`mer_cache.frames.load_frame`).
+    """
     if clip.clip_id in source.apex:
         return source.onset[clip.clip_id], source.apex[clip.clip_id]
     onset = clip.onset if clip.onset is not None else 0
     if clip.apex is not None:
         return onset, clip.apex
     # no apex annotated (SMIC): the frame that differs most from the onset frame
-    first = load_frame(clip.frames[onset], pre)
-    diffs = [float(_frame_diff(first, load_frame(p, pre)).mean()) for p in clip.frames]
+    load = load or (lambda path: load_frame(path, pre))
+    first = load(clip.frames[onset])
+    diffs = [float(_frame_diff(first, load(p)).mean()) for p in clip.frames]
     return onset, int(np.argmax(diffs))
 
 
+def _through_alignment(box: list[float], alignment: ClipAlignment) -> list[float]:
+    """A box in raw frame pixels -> the axis-aligned box around it in the aligned crop."""
+    m = np.asarray(alignment.matrix, dtype=np.float64)  # (2, 3), pixel centres -> centres
+    x0, y0, x1, y1 = box
+    # box edges sit half a pixel from the centres the warp maps
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) - 0.5  # (4, 2)
+    q = corners @ m[:, :2].T + m[:, 2] + 0.5  # (4, 2)
+    return [q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()]
+
+
 def region_mask(clip: Clip, source: RegionSource, pre: Preprocessing, *,
-                onset_frame: np.ndarray, apex_frame: np.ndarray) -> np.ndarray | None:
-    """Boolean ``(H, W)`` mask of the moving regions at the input size, or None if none."""
+                onset_frame: np.ndarray, apex_frame: np.ndarray,
+                alignment: ClipAlignment | None = None) -> np.ndarray | None:
+    """Boolean ``(H, W)`` mask of the moving regions at the input size, or None if none.
+
+    ``alignment``: the clip's face alignment, when the frames are its aligned crops.
+    """
     h, w = pre.input_size
     if source.kind == "diff":
         d = _frame_diff(onset_frame, apex_frame)
@@ -135,8 +176,12 @@ def region_mask(clip: Clip, source: RegionSource, pre: Preprocessing, *,
     boxes = source.boxes.get(clip.clip_id) or []
     if not boxes:
         return None
-    with Image.open(clip.frames[0]) as img:
-        frame_wh = img.size
+    if alignment is not None:
+        frame_wh = (alignment.crop_px, alignment.crop_px)
+        boxes = [_through_alignment(b, alignment) for b in boxes]
+    else:
+        with Image.open(clip.frames[0]) as img:
+            frame_wh = img.size
     mask = np.zeros((h, w), bool)
     ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres
     for box in boxes:

@@ -3,6 +3,7 @@
 The base trunk is explained with the embedding-norm target (it has no classifier for the
 task); a fine-tuned checkpoint with its ``fold{k}.head.pt`` is explained with the logit of
 the class its classifier predicts, so "after" shows what the Exp-I model looks at (Fig. 4).
+With a face stage, maps and panels are computed on the aligned crops the trunk gets.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from torch import nn
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.faces import FaceStage
 from mer_cache.gradcam.cam import ClassLogitTarget, EmbeddingNormTarget, GradCAM
 from mer_cache.gradcam.figures import write_grid
 from mer_cache.gradcam.focus import RegionSource
-from mer_cache.gradcam.suggest import clip_views, compute_cams, pick_clips, rank_layers
+from mer_cache.gradcam.suggest import align_picked, clip_views, compute_cams, pick_clips, rank_layers
 from mer_cache.trunks.base import Trunk
 
 ROWS_PER_PNG = 8
@@ -45,6 +47,8 @@ class GradcamReport:
     pngs: list[Path] = field(default_factory=list)
     clip_ids: list[str] = field(default_factory=list)
     targets: dict = field(default_factory=dict)
+    face: dict | None = None  # the face stage's identity; None: whole frames
+    failed: dict[str, str] = field(default_factory=dict)  # picked clip id -> why it is not drawn
 
 
 def _captions(ranking: list[dict], suffix: str) -> dict[str, list[str]]:
@@ -58,7 +62,7 @@ def _captions(ranking: list[dict], suffix: str) -> dict[str, list[str]]:
 def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
                 layers: list[str] | None = None, n_clips: int = 4,
                 regions: RegionSource | None = None, tuned: FineTuned | None = None,
-                seed: int = 0) -> GradcamReport:
+                face: FaceStage | None = None, seed: int = 0) -> GradcamReport:
     """Grad-CAM of ``layers`` on apex frames of ``n_clips`` clips; PNG grids and ``focus.json``.
 
     Parameters
@@ -76,6 +80,10 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
         A fine-tuned trunk (``fold{k}.pt`` of ``mer-cache finetune``, loaded by the job API
         :func:`mer_cache.pipelines.run_gradcam`): its maps are drawn next to the base
         trunk's ("after").
+    face : FaceStage, optional
+        Draw and score the clips' aligned crops (one transform per clip, as extraction and
+        fine-tuning feed the trunk); a picked clip without a usable face is left out and
+        named in ``failed``.
 
     Raises
     ------
@@ -97,15 +105,20 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
                               f"weights of that run.")
         after = (tuned.trunk, ClassLogitTarget(tuned.head) if tuned.head is not None
                  else EmbeddingNormTarget(), tuned.meta)
-    views = clip_views(pick_clips(clips, regions, n_clips=n_clips, seed=seed), regions, trunk)
+    picked = pick_clips(clips, regions, n_clips=n_clips, seed=seed)
+    alignments, failed = align_picked(picked, face)
+    views = clip_views(picked, regions, trunk, alignments)
     if not views:
+        why = f" ({len(failed)} without a usable face: {'; '.join(failed.values())})" if failed else ""
         raise DatasetError(f"No clip has a moving region to draw (regions: {regions.kind} "
-                           f"{regions.origin}). Use --regions diff or check the boxes' clip ids.")
+                           f"{regions.origin}){why}. Use --regions diff or check the boxes' "
+                           "clip ids.")
     cams = compute_cams(views, trunk=trunk, layers=layers, target=EmbeddingNormTarget())
     ranking = rank_layers(views, cams)
     report = GradcamReport(out=Path(out), layers=layers, ranking=ranking,
                            clip_ids=[v.clip.clip_id for v in views],
-                           targets={"before": "embedding norm"})
+                           targets={"before": "embedding norm"},
+                           face=face.identity() if face is not None else None, failed=failed)
     cams_after, captions_after = None, {}
     if after is not None:
         ft_trunk, target, meta = after
@@ -132,5 +145,6 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
     (out / "focus.json").write_text(json.dumps({
         "trunk": trunk.name, "weights_sha256": trunk.weights_sha256, "regions": regions.kind,
         "clips": report.clip_ids, "ranking": ranking, "ranking_after": report.ranking_after,
-        "targets": report.targets}, indent=1) + "\n")
+        "targets": report.targets, "face": report.face, "failed": report.failed},
+        indent=1) + "\n")
     return report

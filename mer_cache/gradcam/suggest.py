@@ -5,6 +5,7 @@ layer whose maps put the largest share of their mass where the face moves, avera
 apex frames of a class-balanced sample of clips. ``finetune --from-layer auto`` uses the
 base trunk (before any fine-tuning) with the embedding-norm target, so no label and no
 test-fold score enter the choice; the moving regions are annotations of the frames only.
+With a face stage the frames are the clips' aligned crops, as the trunk gets them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ import torch
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
+from mer_cache.faces import ClipAlignment, FaceStage
+from mer_cache.faces.stage import aligned_frame
 from mer_cache.frames import load_frame
 from mer_cache.gradcam.cam import EmbeddingNormTarget, GradCAM, Target
-from mer_cache.gradcam.focus import RegionSource, focus_score, frame_indices, region_mask
+from mer_cache.gradcam.focus import (
+    FrameLoader, RegionSource, focus_score, frame_indices, region_mask,
+)
 from mer_cache.trunks.base import Trunk
+from mer_cache.trunks.spec import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -49,14 +55,40 @@ def pick_clips(clips: list[Clip], source: RegionSource, *, n_clips: int, seed: i
     return picked
 
 
-def clip_views(clips: list[Clip], source: RegionSource, trunk: Trunk) -> list[ClipView]:
-    """Apex frames and masks of ``clips`` (clips without a usable mask are left out)."""
+def align_picked(clips: list[Clip], face: FaceStage | None
+                 ) -> tuple[list[ClipAlignment] | None, dict[str, str]]:
+    """The clips' alignments (None without a face stage) and, by clip id, why some failed."""
+    if face is None:
+        return None, {}
+    alignments = face.alignments(face.table_column(clips))
+    return alignments, {c.clip_id: a.error for c, a in zip(clips, alignments) if a.error}
+
+
+def frame_loader(pre: Preprocessing, alignment: ClipAlignment | None) -> FrameLoader:
+    """``path -> (C, H, W)`` uint8: the frame as the trunk gets it (aligned crop, if any)."""
+    if alignment is None:
+        return lambda path: load_frame(path, pre)
+    return lambda path: aligned_frame(path, alignment, pre)
+
+
+def clip_views(clips: list[Clip], source: RegionSource, trunk: Trunk,
+               alignments: list[ClipAlignment] | None = None) -> list[ClipView]:
+    """Apex frames and masks of ``clips`` (clips without a usable mask are left out).
+
+    ``alignments`` (one per clip): frames are the aligned crops and boxes follow them;
+    clips whose alignment failed are left out.
+    """
     pre = trunk.preprocessing
     views = []
-    for clip in clips:
-        onset, apex = frame_indices(clip, source, pre)
-        first, peak = load_frame(clip.frames[onset], pre), load_frame(clip.frames[apex], pre)
-        mask = region_mask(clip, source, pre, onset_frame=first, apex_frame=peak)
+    for k, clip in enumerate(clips):
+        alignment = alignments[k] if alignments is not None else None
+        if alignment is not None and alignment.error:
+            continue
+        load = frame_loader(pre, alignment)
+        onset, apex = frame_indices(clip, source, pre, load)
+        first, peak = load(clip.frames[onset]), load(clip.frames[apex])
+        mask = region_mask(clip, source, pre, onset_frame=first, apex_frame=peak,
+                           alignment=alignment)
         if mask is not None:
             views.append(ClipView(clip, apex, peak, mask))
     return views
@@ -91,7 +123,7 @@ def rank_layers(views: list[ClipView], cams: dict[str, np.ndarray]) -> list[dict
 
 def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | None = None,
                   layers: list[str] | None = None, n_clips: int = 16, seed: int = 0,
-                  target: Target | None = None) -> list[dict]:
+                  target: Target | None = None, face: FaceStage | None = None) -> list[dict]:
     """Rank spatial layers by focus on the moving regions; the first is the suggestion.
 
     Parameters
@@ -106,6 +138,9 @@ def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | No
         Clips sampled (class-balanced, seeded) to average over.
     target : callable, optional
         Default: the embedding norm (the trunk has no classifier for the task yet).
+    face : FaceStage, optional
+        Score the sampled clips' aligned crops (one transform per clip); clips without a
+        usable face are left out.
 
     Raises
     ------
@@ -117,7 +152,8 @@ def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | No
     regions = regions or RegionSource("diff")
     layers = list(layers or trunk.cam_modules())
     GradCAM(trunk, layers)  # an unknown layer fails here, before any frame is decoded
-    views = clip_views(pick_clips(clips, regions, n_clips=n_clips, seed=seed), regions, trunk)
+    picked = pick_clips(clips, regions, n_clips=n_clips, seed=seed)
+    views = clip_views(picked, regions, trunk, align_picked(picked, face)[0])
     if not views:
         raise DatasetError(f"No clip has a moving region to score Grad-CAM against (regions: "
                            f"{regions.kind} {regions.origin}). Check the clip ids of the boxes, "

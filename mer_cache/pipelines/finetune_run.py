@@ -7,9 +7,15 @@ each fold chooses l_s by Grad-CAM focus on its own training subjects
 (:func:`mer_cache.protocol.selection.selection_positions`), never on test subjects. Scores are
 frame-level accuracy, UF1 and UAR pooled over folds (the paper's Exp-I row, 30.2 %).
 
-This module owns the run folder (``run.json``, ``fold{k}.pt``, ``fold{k}.head.pt``,
-``fold{k}.json``, ``metrics.json``): finished folds (record + matching checkpoint) are kept;
-a rerun with other settings is refused, naming what differs.
+With ``face="align"`` (or ``auto`` on a raw layout) each clip is aligned once per run, before
+any fold trains (:mod:`mer_cache.faces`: one transform per clip from its first frames), and
+every frame the trunk sees, in training, testing and the Grad-CAM choice of l_s, is its clip's
+aligned crop. The transforms are kept in ``faces.json``, so a resumed run warps identically; a
+clip with no usable face is left out, with its reason, and the others train.
+
+This module owns the run folder (``run.json``, ``faces.json``, ``fold{k}.pt``,
+``fold{k}.head.pt``, ``fold{k}.json``, ``metrics.json``): finished folds (record + matching
+checkpoint) are kept; a rerun with other settings is refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -24,11 +30,17 @@ import torch
 
 from mer_cache.cache.fingerprint import catalogue_sha256
 from mer_cache.catalogue.clip import Clip
-from mer_cache.errors import ConfigError
+from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.faces import ClipAlignment, FaceStage
+from mer_cache.faces.defaults import resolve_face_mode
+from mer_cache.faces.stage import StoredFaceStage
 from mer_cache.finetune.config import FinetuneConfig
 from mer_cache.finetune.frame_bank import load_frame_bank
 from mer_cache.finetune.model import split_layers
-from mer_cache.finetune.saved import FOLD_META_KIND, checkpoint_path, record_path, save_fold, write_json
+from mer_cache.finetune.saved import (
+    FOLD_META_KIND, checkpoint_path, record_path, save_face_alignments, save_fold,
+    stored_face_alignments, write_json,
+)
 from mer_cache.finetune.train import base_trunk, predict_frames, train_fold
 from mer_cache.gradcam.suggest import suggest_layer
 from mer_cache.protocol.assignment import ClipFolds, clip_folds
@@ -55,6 +67,8 @@ class FinetuneResult:
     # with from_layer 'auto': fold -> Grad-CAM ranking on that fold's training subjects
     layer_rankings: dict[int, list[dict]] = field(default_factory=dict)
     seconds: float = 0.0
+    # clip id -> why it was left out (no usable face in its first frames; face="align" only)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _subjects(cf: ClipFolds, positions: np.ndarray) -> list[str]:
@@ -66,8 +80,11 @@ def _check_run(out: Path, run: dict) -> None:
     if not path.is_file():
         return
     old = json.loads(path.read_text())
+    # run folders written before fine-tuning had a face stage trained on whole frames
+    old.setdefault("face", None)
+    old.get("config", {}).setdefault("face", "none")
     diffs = []
-    for section in ("config", "data", "assignment_sha256", "base_weights_sha256"):
+    for section in ("config", "data", "assignment_sha256", "base_weights_sha256", "face"):
         a, b = old.get(section), run.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += [f"{section}.{k}: run folder has {a.get(k)!r}, this run has {b.get(k)!r}"
@@ -88,6 +105,17 @@ def _done_record(out: Path, k: int) -> dict | None:
     return record if record.get("checkpoint_sha256") == sha256_file(ckpt) else None
 
 
+def _align(out: Path, clips: list[Clip], stage: FaceStage) -> list[ClipAlignment]:
+    """One alignment per clip: the run folder's (a resumed run), detection for the rest."""
+    identity = stage.identity()
+    known = stored_face_alignments(out, clips, identity)
+    complete = len(known) == len(clips)
+    column = StoredFaceStage(stage.config, known, weights=stage.weights).table_column(clips)
+    if not complete:
+        save_face_alignments(out, clips, column, identity)
+    return stage.alignments(column)
+
+
 def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
              regions=None, progress: Progress | None = None) -> FinetuneResult:
     """Fine-tune and evaluate one trunk per fold; write ``fold{k}.pt`` and ``metrics.json``.
@@ -106,10 +134,18 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     progress : callable, optional
         Receives a :class:`FinetuneEvent` per fold and epoch.
 
+    Returns
+    -------
+    FinetuneResult
+        Its ``config`` has ``face`` resolved (``align`` or ``none``); ``failed`` names the
+        clips left out for want of a usable face, with the reason.
+
     Raises
     ------
     ConfigError
         If ``out`` holds a run with other settings.
+    DatasetError
+        If no clip, or no training clip of some fold, has a usable face (``face="align"``).
     ProtocolError, LabelError, TrunkError
         If the folds cannot be made, the labels fit no clip, or l_s is not a spatial layer.
     """
@@ -118,9 +154,12 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     cf = clip_folds(clips, labels=config.labels, protocol=config.protocol, folds=config.folds,
                     seed=config.seed, val_subjects=config.val_subjects)
     kept = [clips[i] for i in cf.keep]
+    config = replace(config, face=resolve_face_mode(config.face, kept))
+    stage = FaceStage() if config.face == "align" else None
+    face = stage.identity() if stage is not None else None
     base = base_trunk(config)
     run = {"config": config.identity(), "assignment_sha256": cf.assignment_sha256,
-           "base_weights_sha256": base.weights_sha256,
+           "base_weights_sha256": base.weights_sha256, "face": face,
            "data": {"catalogue_sha256": catalogue_sha256(kept), "n_clips": len(kept),
                     "classes": list(cf.classes)}}
     _check_run(out, run)
@@ -129,7 +168,13 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / RUN_FILE, {**run, "from_layer": config.from_layer,
                                 "assignment": cf.assignment, "runtime": config.to_dict()})
-    bank = load_frame_bank(kept, base.preprocessing, workers=config.workers)
+    alignments = _align(out, kept, stage) if stage is not None else None
+    failed = {c.clip_id: a.error for c, a in zip(kept, alignments or []) if a.error}
+    bank = load_frame_bank(kept, base.preprocessing, workers=config.workers, alignments=alignments)
+    _check_faces(cf, bank.clip_of_frame, failed)
+    # Grad-CAM's choice of l_s scores the same aligned crops, with the same transforms
+    cam_face = None if stage is None else StoredFaceStage(stage.config, {
+        c.clip_id: a.to_json() for c, a in zip(kept, alignments)}, weights=stage.weights)
     frame_y = cf.y[bank.clip_of_frame]  # (N,) class of every frame
     records, skipped, rankings = [], [], {}
     n_folds = len(cf.folds)
@@ -149,13 +194,14 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
         resolved, ranking = config, None
         if config.from_layer == "auto":
             # l_s by Grad-CAM focus on this fold's training subjects only, never its test ones
-            train_clips = [kept[i] for i in selection_positions(fold)]
-            ranking = suggest_layer(train_clips, trunk=base, regions=regions, seed=config.seed)
+            train_clips = [kept[i] for i in selection_positions(fold) if kept[i].clip_id not in failed]
+            ranking = suggest_layer(train_clips, trunk=base, regions=regions, seed=config.seed,
+                                    face=cam_face)
             resolved = replace(config, from_layer=ranking[0]["layer"])
             rankings[fold.index] = ranking
         model, record = train_fold(bank, cf, fold, frame_y, resolved, n_folds=n_folds,
                                    progress=progress)
-        test_rows = bank.rows_of(cf.keep[fold.test])
+        test_rows = bank.rows_of(fold.test)
         pred = predict_frames(model, bank, test_rows, device=torch.device(resolved.device),
                         amp=resolved.amp, batch_size=resolved.eval_batch_size)
         meta = {"kind": FOLD_META_KIND, "fold": fold.index, "n_folds": n_folds,
@@ -168,7 +214,8 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
                 "train_subjects": _subjects(cf, fold.train), "val_subjects": _subjects(cf, fold.val),
                 "test_subjects": _subjects(cf, fold.test),
                 "assignment": cf.assignment, "assignment_sha256": cf.assignment_sha256,
-                "catalogue_sha256": run["data"]["catalogue_sha256"], "config": resolved.identity()}
+                "catalogue_sha256": run["data"]["catalogue_sha256"], "config": resolved.identity(),
+                "face": face}
         digest = save_fold(model, out, fold.index, meta=meta, classes=cf.classes,
                            fc_dims=resolved.fc_dims, dropout=resolved.dropout)
         record.update({k: meta[k] for k in ("train_subjects", "val_subjects", "test_subjects")})
@@ -183,14 +230,30 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
         if progress:
             progress(FinetuneEvent("done", fold.index, n_folds))
     frame_dataset = np.array([c.dataset for c in kept])[bank.clip_of_frame]  # (N,)
-    datasets = [frame_dataset[bank.rows_of(cf.keep[cf.folds[r["fold"]].test])] for r in records]
+    datasets = [frame_dataset[bank.rows_of(cf.folds[r["fold"]].test)] for r in records]
     frame_group = np.array([f"{c.dataset}/{c.subject}" for c in kept])[bank.clip_of_frame]  # (N,)
-    groups = [frame_group[bank.rows_of(cf.keep[cf.folds[r["fold"]].test])] for r in records]
+    groups = [frame_group[bank.rows_of(cf.folds[r["fold"]].test)] for r in records]
     metrics = _pooled(records, datasets, groups, cf.classes, seed=config.seed)
     write_json(out / "metrics.json", metrics)
     return FinetuneResult(out=out, config=config, metrics=metrics, folds=records,
                           skipped=skipped, layer_rankings=rankings,
-                          seconds=time.perf_counter() - t_start)
+                          seconds=time.perf_counter() - t_start, failed=failed)
+
+
+def _check_faces(cf: ClipFolds, clip_of_frame: np.ndarray, failed: dict[str, str]) -> None:
+    """Every fold must keep training frames once clips without a face are left out."""
+    if not failed:
+        return
+    some = "; ".join(list(failed.values())[:3])
+    present = set(clip_of_frame.tolist())
+    if not present:
+        raise DatasetError(f"No clip has a usable face, so there is nothing to fine-tune on: "
+                           f"{some}. Check the frames, or fine-tune with --face none.")
+    for fold in cf.folds:
+        if not present & set(fold.train.tolist()):
+            raise DatasetError(f"Fold {fold.index} has no training clip with a usable face "
+                               f"({len(failed)} clips have none, e.g. {some}). Check the frames, "
+                               "or fine-tune with --face none.")
 
 
 def _pooled(records: list[dict], datasets: list[np.ndarray], groups: list[np.ndarray],

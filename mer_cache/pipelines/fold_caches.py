@@ -6,12 +6,16 @@ from the trunk that never saw fold k's test subjects. So ``extract --finetuned-r
 fingerprint (``finetune``) the checkpoint's hash, its training/validation/test subjects and
 the run's fold assignment, and writes ``out_dir/folds.json`` listing the folds. The guard
 (:mod:`mer_cache.pipelines.fold_features`, :mod:`mer_cache.protocol.leakage`) reads them back before a head trains.
+
+Each trunk embeds the frames it was trained on: the run's face stage (its checkpoints'
+``face``), warping with the transforms the run stored in ``faces.json`` (clips the run did
+not align are aligned the same way), whatever ``options.face`` says.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +23,10 @@ from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import CacheError, ConfigError
 from mer_cache.extract import ExtractOptions, ExtractResult, extract_clips
 from mer_cache.extract import distributed as dist
-from mer_cache.finetune.saved import checkpoint_path, fold_checkpoint_meta, write_json
+from mer_cache.faces.stage import StoredFaceStage
+from mer_cache.finetune.saved import (
+    checkpoint_path, fold_checkpoint_meta, run_face_stage, write_json,
+)
 from mer_cache.trunks import create_trunk
 from mer_cache.trunks.checkpoints import training_record
 
@@ -94,6 +101,7 @@ def extract_finetuned(run_dir: Path | str, *, clips: list[Clip], out_dir: Path |
     out_dir : Path
         Folder for the fold caches.
     options : ExtractOptions
+        Its ``face`` is not used: the run's face stage is.
     progress : callable, optional
         ``progress(fold, frames_done, frames_total)``.
 
@@ -121,11 +129,18 @@ def extract_finetuned(run_dir: Path | str, *, clips: list[Clip], out_dir: Path |
             "labels": first["labels"], "assignment": first["assignment"],
             "assignment_sha256": first["assignment_sha256"], "fold_caches": entries})
     result = FoldCachesResult(out_dir)
+    options = replace(options, face="none")  # the run decides, through face_stage
+    stages: dict[str, StoredFaceStage | None] = {}  # one per face setting: detect a clip once
     for (checkpoint, meta), entry in zip(metas, entries):
+        key = json.dumps(meta.get("face"), sort_keys=True)
+        if key not in stages:
+            stages[key] = run_face_stage(run_dir, meta, clips)
         trunk = create_trunk(meta["trunk"], weights=checkpoint, layer=meta["layer"],
                              resize_mode=resize_mode)
         k = meta["fold"]
         fold_progress = (lambda done, total, k=k: progress(k, done, total)) if progress else None
         result.results.append(extract_clips(clips, trunk, out_dir / entry["cache"], options=options,
-                                            finetune=entry["finetune"], progress=fold_progress))
+                                            finetune=entry["finetune"],
+                                            face_stage=stages[key],
+                                            progress=fold_progress))
     return result

@@ -143,10 +143,13 @@ def training_record(path: Path | str) -> dict | None:
 
     Whatever route a fine-tuned checkpoint takes into extraction (``--finetuned-run``,
     ``--weights fold3.pt``, a notebook), the cache records this, so the leakage guard of head
-    training can refuse a fold whose test subjects the trunk saw.
+    training can refuse a fold whose test subjects the trunk saw. ``face`` (the face stage
+    its training frames went through, None for whole frames) is there when the checkpoint
+    says, so extraction can feed the trunk the same crops; older checkpoints do not say.
     """
     ckpt = read_checkpoint(path)
     if "train_subjects" not in ckpt.meta:
         return None
+    face = {"face": ckpt.meta["face"]} if "face" in ckpt.meta else {}
     return {"checkpoint": Path(path).name, "checkpoint_sha256": ckpt.sha256,
-            **{k: ckpt.meta.get(k) for k in TRAINING_RECORD_KEYS}}
+            **{k: ckpt.meta.get(k) for k in TRAINING_RECORD_KEYS}, **face}

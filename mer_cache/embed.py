@@ -17,6 +17,7 @@ import torch
 from mer_cache.errors import ConfigError
 from mer_cache.frames import load_frame
 from mer_cache.trunks import create_trunk
+from mer_cache.trunks.checkpoints import check_trained_face, training_record
 from mer_cache.trunks.spec import ResizeMode
 
 
@@ -65,7 +66,8 @@ def embed_images(
     Raises
     ------
     ConfigError
-        When no paths are given or ``batch_size`` < 1.
+        When no paths are given or ``batch_size`` < 1, or when ``weights`` is a fine-tuned
+        checkpoint trained on the other kind of frames (aligned crops or whole frames).
     FrameDecodeError
         When an image cannot be read (names the file).
     FaceError
@@ -75,15 +77,22 @@ def embed_images(
         raise ConfigError("No images to embed: pass at least one image file.")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+    if face not in ("align", "none"):
+        raise ConfigError(f"--face must be align or none, got {face!r}.")
     model = create_trunk(trunk, weights=weights, layer=layer, resize_mode=resize_mode).to(device)
+    if model.weights_format == "checkpoint" and model.weights_path:
+        # a fine-tuned trunk gets the kind of frames it was trained on (each image is its
+        # own one-frame clip here, aligned with the default face stage)
+        from mer_cache.faces import FaceStage
+
+        check_trained_face(training_record(model.weights_path),
+                           FaceStage().identity() if face == "align" else None, command="embed")
     pre = model.preprocessing
     load = lambda p: load_frame(p, pre)  # noqa: E731
     if face == "align":
         from mer_cache.faces.stage import image_input_loader  # the frames-level face stage
 
         load = image_input_loader(pre)
-    elif face != "none":
-        raise ConfigError(f"--face must be align or none, got {face!r}.")
     out = np.empty((len(paths), model.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):

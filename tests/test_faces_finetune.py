@@ -152,6 +152,12 @@ def test_fold_caches_embed_with_the_runs_face_stage(aligned_run, tmp_path, monke
         extract_clips(kept, create_trunk("tiny-cnn", weights=result.out / "fold0.pt"),
                       tmp_path / "plain.zarr", options=ExtractOptions(workers=0, face="none"))
     assert not (tmp_path / "plain.zarr").exists()
+    # and so is `embed` with whole images (each image is aligned alone with --face align)
+    from mer_cache.embed import embed_images
+
+    with pytest.raises(ConfigError, match="fine-tuned on aligned face crops.*embed with --face align"):
+        embed_images(kept[0].frames[:2], trunk="tiny-cnn", weights=result.out / "fold0.pt",
+                     face="none")
 
 
 def test_gradcam_follows_the_checkpoints_run(aligned_run, tmp_path, monkeypatch):

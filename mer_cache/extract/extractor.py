@@ -28,7 +28,7 @@ from mer_cache.errors import ConfigError
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.loader import FrameDataset, frame_loader
 from mer_cache.trunks.base import Trunk
-from mer_cache.trunks.checkpoints import training_record
+from mer_cache.trunks.checkpoints import check_trained_face, training_record
 
 if TYPE_CHECKING:
     from mer_cache.faces import FaceStage
@@ -162,19 +162,6 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def _check_trained_face(finetune: dict | None, face: dict | None) -> None:
-    """A fine-tuned trunk embeds the kind of frames it was trained on, or nothing."""
-    if finetune is None or "face" not in finetune or finetune["face"] == face:
-        return
-    want = "aligned face crops" if finetune["face"] else "whole frames"
-    got = "aligned face crops" if face else "whole frames"
-    flag = "--face align" if finetune["face"] else "--face none"
-    raise ConfigError(f"{finetune.get('checkpoint')} was fine-tuned on {want}, but this "
-                      f"extraction would feed it {got}"
-                      f"{' made another way' if want == got else ''}. Extract with {flag} "
-                      "(or with --finetuned-run, which uses the run's own face stage).")
-
-
 def extract_clips(
     clips: list[Clip],
     trunk: Trunk,
@@ -221,7 +208,7 @@ def extract_clips(
 
         face = (FaceStage(FaceConfig(stabilise=options.face_stabilise))
                 if resolve_face_mode(options.face, clips) == "align" else None)
-    _check_trained_face(finetune, face and face.identity())
+    check_trained_face(finetune, face and face.identity())
     fingerprint = build_fingerprint(trunk.identity(), dtype=options.dtype, clips=clips,
                                     finetune=finetune, face=face and face.identity())
     columns = (lambda: {face.COLUMN: face.table_column(clips)}) if face else None

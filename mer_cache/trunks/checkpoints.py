@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mer_cache.errors import WeightsError
+from mer_cache.errors import ConfigError, WeightsError
 from mer_cache.trunks.weights.checks import load_checked_state_dict
 from mer_cache.trunks.weights.formats import detect_format, read_torch_file
 from mer_cache.trunks.weights.hashing import sha256_file
@@ -153,3 +153,23 @@ def training_record(path: Path | str) -> dict | None:
     face = {"face": ckpt.meta["face"]} if "face" in ckpt.meta else {}
     return {"checkpoint": Path(path).name, "checkpoint_sha256": ckpt.sha256,
             **{k: ckpt.meta.get(k) for k in TRAINING_RECORD_KEYS}, **face}
+
+
+def check_trained_face(finetune: dict | None, face: dict | None, *,
+                       command: str = "extract") -> None:
+    """A fine-tuned trunk embeds the kind of frames it was trained on, or nothing.
+
+    ``finetune``: :func:`training_record` of the trunk's checkpoint; ``face``: the face
+    stage identity the frames will go through (None: whole frames).
+    """
+    if finetune is None or "face" not in finetune or finetune["face"] == face:
+        return
+    want = "aligned face crops" if finetune["face"] else "whole frames"
+    got = "aligned face crops" if face else "whole frames"
+    flag = "--face align" if finetune["face"] else "--face none"
+    hint = (" (or with --finetuned-run, which uses the run's own face stage)"
+            if command == "extract" else "")
+    raise ConfigError(f"{finetune.get('checkpoint')} was fine-tuned on {want}, but this "
+                      f"{command} would feed it {got}"
+                      f"{' made another way' if want == got else ''}. Run {command} with "
+                      f"{flag}{hint}.")

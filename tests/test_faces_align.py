@@ -241,3 +241,15 @@ def test_stabilise_is_part_of_the_face_identity_and_needs_alignment():
     assert FaceConfig(stabilise=True).identity() != FaceConfig().identity()
     with pytest.raises(ConfigError, match="--face-stabilise"):
         ExtractOptions(face="none", face_stabilise=True)
+
+
+def test_missing_weights_fail_before_worker_processes_start(tmp_path):
+    """Raised in the calling process, the message is the one paragraph users read; raised in
+    a DataLoader worker, it would carry the worker's traceback into the CLI's message."""
+    from mer_cache.faces import align_clips
+
+    clips = [Clip(dataset="folder", subject="s", clip_id=f"c{k}", label="x",
+                  frames=(tmp_path / "f.jpg",), fps=30.0) for k in range(4)]
+    with pytest.raises(WeightsError) as exc:
+        align_clips(clips, weights=tmp_path, workers=2)
+    assert "faces fetch" in str(exc.value) and "Traceback" not in str(exc.value)

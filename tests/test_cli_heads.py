@@ -5,14 +5,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import mer_cache.pipelines.inputs as pipeline_inputs
 from heads_synth import make_arrays, write_cache
-from mer_cache.cli.app import app
 from mer_cache.heads.data import sequences_from_arrays
+from cli_run import run_cli
 
-runner = CliRunner()
 FAST = ["--epochs", "1", "--window", "9", "--batch-size", "16"]
 
 
@@ -23,10 +21,7 @@ def cache(tmp_path_factory):
     return path
 
 
-def _run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 def test_train_head_writes_a_run_and_prints_the_metrics_table(cache, tmp_path):

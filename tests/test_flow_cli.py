@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from mer_cache.cli.app import app
-
-runner = CliRunner()
+from cli_run import run_cli
 
 
-def _run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,21 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from conftest import make_clips
-from mer_cache.cli import app
 from mer_cache.errors import ProtocolError, ConfigError
 from mer_cache.pipelines import load_fold_features
 from mer_cache.protocol.leakage import fold_assignment
 from mer_cache.protocol.folds import make_folds
 from mer_cache.heads.config import HeadConfig
 from mer_cache.pipelines import train_head
+from cli_run import run_cli
 
-runner = CliRunner()
 FOLDS, SEED = 2, 0
 HEAD = ["--arch", "mean", "--window", "3", "--epochs", "1", "--batch-size", "16", "--labels", "smic4"]
 
 
-
-def _run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
+_run = run_cli
 
 
 def _flat(text: str) -> str:

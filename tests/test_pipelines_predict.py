@@ -6,23 +6,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from conftest import make_clips
 from mer_cache.cache import open_cache
-from mer_cache.cli import app
 from mer_cache.errors import ConfigError, DatasetError, WeightsError
 from mer_cache.heads.models import load_head
 from mer_cache.heads.training import predict_sequences
 from mer_cache.pipelines.predict import predict_clips
+from cli_run import run_cli
 
-runner = CliRunner()
 
-
-def _run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 @pytest.fixture(scope="module")

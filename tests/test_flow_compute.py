@@ -107,3 +107,16 @@ def test_estimate_apex_searches_only_after_the_onset_up_to_the_offset():
     assert estimate_apex(greys, 0, offset=5) == 3
     with pytest.raises(ValueError, match="no frame after the onset"):
         estimate_apex(greys, 9)
+
+
+def test_flow_reads_16_bit_frames_scaled_like_the_trunk_path(tmp_path):
+    """A 16-bit greyscale frame (SAMM-style) is scaled to 8 bit (v / 257), not clipped."""
+    from PIL import Image
+
+    from mer_cache.catalogue.clip import Clip
+    from mer_cache.flow.extract import read_grey
+
+    path = tmp_path / "f.png"
+    Image.fromarray(np.full((32, 32), 100 * 257, np.uint16)).save(path)
+    clip = Clip(dataset="folder", subject="s", clip_id="c", label="x", frames=(path,), fps=30.0)
+    assert (read_grey(clip, 0, 16) == 100).all()

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from mer_cache.cache.flow_api import (
     FlowCacheWriter, build_flow_fingerprint, prepare_flow_cache,
 )
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, DatasetError
+from mer_cache.faces.stage import read_rgb
 from mer_cache.flow.apex import choose_frames
 from mer_cache.flow.compute import flow_maps, opencv_version, prepare_grey
 from mer_cache.flow.config import FlowConfig
@@ -55,15 +55,9 @@ def _grey(rgb: np.ndarray, size: int, alignment=None) -> np.ndarray:
 
 
 def read_grey(clip: Clip, index: int, size: int, alignment=None) -> np.ndarray:
-    """Frame ``index`` of a frame-folder clip as (size, size) uint8 grey."""
-    path = clip.frames[index]
-    try:
-        with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DatasetError(f"Cannot decode frame {path}: {exc}. Replace or remove the file, "
-                           "then rerun.") from None
-    return _grey(rgb, size, alignment)
+    """Frame ``index`` of a frame-folder clip as (size, size) uint8 grey (16-bit frames
+    scaled to 8 bit as the trunk's path scales them)."""
+    return _grey(read_rgb(clip.frames[index]), size, alignment)
 
 
 def read_all_greys(clip: Clip, size: int, alignment=None) -> list[np.ndarray]:

@@ -79,6 +79,15 @@ def extract_with(w, trunk, weights) -> list:
             "--weights", weights, "--out", w.path / "c.zarr", "--workers", "0"]
 
 
+def extract_face(w, *more) -> list:
+    return ["extract", "--dataset", "folder", "--root", w.shared["frames"], "--trunk", "tiny-cnn",
+            "--weights", "random", "--out", w.path / "c.zarr", "--workers", "0", *more]
+
+
+def no_face_weights(w) -> None:
+    w.faults.setenv("MER_CACHE_WEIGHTS", str(w.path / "empty"))
+
+
 # ---------------------------------------------------------------- outcomes
 def retrained_and_predicts(w, out) -> None:
     """The rerun retrained the damaged fold; predict (the advice's next step) now works."""
@@ -217,6 +226,17 @@ CASES = [
     Case("extract-weights-text", lambda w: extract_with(w, "tiny-cnn", text_file(w)), 2, "Cannot tell the format"),
     Case("extract-weights-truncated-hdf5", lambda w: extract_with(w, "fer-minixception", cut_hdf5(w)), 2, "truncated or damaged"),
     Case("extract-unknown-trunk", lambda w: extract_with(w, "resnet-9000", "random"), 2, "resnet-9000"),
+    # the face stage
+    Case("extract-face-weights-missing", lambda w: (no_face_weights(w), extract_face(w, "--face", "align"))[1],
+         2, ("face detector's weights are missing", "mer-cache faces fetch")),
+    Case("extract-face-stabilise-without-face", lambda w: extract_face(w, "--face", "none", "--face-stabilise"),
+         2, "--face-stabilise stabilises aligned faces"),
+    Case("extract-flow-face-stabilise", lambda w: extract_face(w, "--features", "flow", "--face-stabilise"),
+         2, "--face-stabilise is for embeddings"),
+    Case("extract-finetuned-run-face-stabilise",
+         lambda w: ["extract", "--dataset", "folder", "--root", w.shared["frames"], "--finetuned-run",
+                    w.path / "ft", "--face-stabilise", "--out", w.path / "c"],
+         2, "--face-stabilise cannot be combined with --finetuned-run"),
 ]
 
 

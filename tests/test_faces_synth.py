@@ -70,6 +70,27 @@ def test_parallel_alignment_gives_the_serial_result(raw_root, mtcnn_weights):  #
         np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-4)  # differently from two
 
 
+def test_few_clips_are_aligned_in_the_calling_process(raw_root, mtcnn_weights, monkeypatch):  # noqa: F811
+    """Worker processes cost ~0.2 s to start: by default fewer than CLIPS_PER_WORKER clips
+    per worker are aligned without them, and the result is the same."""
+    import torch.utils.data
+
+    from mer_cache.faces import FaceConfig, align_clips
+    from mer_cache.faces.stage import CLIPS_PER_WORKER
+
+    clips = load_catalogue("casme2", raw_root)[:CLIPS_PER_WORKER + 1]
+    want = align_clips(clips, FaceConfig(), weights=mtcnn_weights, workers=2)
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("worker processes were started for a few clips")
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", no_workers)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    got = align_clips(clips, FaceConfig(), weights=mtcnn_weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-4)
+
+
 def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
     out = tmp_path / "cache.zarr"

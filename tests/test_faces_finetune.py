@@ -133,7 +133,7 @@ def test_fold_caches_embed_with_the_runs_face_stage(aligned_run, tmp_path, monke
     monkeypatch.setattr("mer_cache.faces.stage.align_clips", None)  # known clips: no detection
     kept = clips[:5]
     stored = _stored(result.out)
-    # ExtractOptions' face ("none" by default) does not matter: the run decides
+    # ExtractOptions' face ("auto" by default, "align" here) does not matter: the run decides
     caches = extract_finetuned(result.out, clips=kept, out_dir=tmp_path / "caches",
                                options=ExtractOptions(workers=0, dtype="float32"))
     assert caches.complete and not caches.failed

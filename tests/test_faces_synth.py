@@ -117,6 +117,30 @@ def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_pa
     np.testing.assert_allclose(rows, cache.load_clip(0), atol=1e-3)
 
 
+def test_the_library_default_aligns_raw_layouts_as_the_cli_does(raw_root, mtcnn_weights,  # noqa: F811
+                                                                 tmp_path, monkeypatch):
+    """A notebook calling the job API (or extract_clips) with default options gets the
+    CLI's default, ``auto``: the same aligned cache, not whole stretched frames."""
+    from mer_cache.extract.extractor import extract_clips
+    from mer_cache.pipelines import ExtractJob, run_extract_job
+
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(mtcnn_weights))
+    cli = tmp_path / "cli.zarr"
+    res = CliRunner().invoke(app, ["extract", "--dataset", "casme2", "--root", str(raw_root),
+                                   "--trunk", "tiny-cnn", "--out", str(cli)])
+    assert res.exit_code == 0, res.output
+    run_extract_job(ExtractJob(dataset="casme2", root=raw_root, trunk="tiny-cnn",
+                               out=tmp_path / "job.zarr"))
+    clips = load_catalogue("casme2", raw_root)
+    extract_clips(clips, create_trunk("tiny-cnn"), tmp_path / "lib.zarr")
+    want = open_cache(cli)
+    assert want.fingerprint["face"]["detector"].startswith("mtcnn")
+    for name in ("job.zarr", "lib.zarr"):
+        got = open_cache(tmp_path / name)
+        assert got.fingerprint["face"] == want.fingerprint["face"]
+        np.testing.assert_allclose(got.load_clip(0), want.load_clip(0), atol=1e-3)
+
+
 def test_stabilised_extraction_is_recorded_and_reproduced_by_predict(raw_root, mtcnn_weights,  # noqa: F811
                                                                      tmp_path, monkeypatch):
     """`--face-stabilise` enters the fingerprint, changes frames after the first (the

@@ -50,9 +50,10 @@ class ExtractOptions:
     dtype: Literal["float16", "float32"] = "float16"  # storage dtype: float16 halves the size
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     # "align": detect once per clip and warp every frame to a canonical face crop
-    # (mer_cache.faces); "none": frames go to the trunk's resize as they are; "auto":
-    # align raw dataset layouts, not cropped ones (mer_cache.faces.defaults).
-    face: Literal["auto", "align", "none"] = "none"
+    # (mer_cache.faces); "none": frames go to the trunk's resize as they are; "auto" (the
+    # default, as for `extract --face`): align raw dataset layouts, not cropped releases or
+    # folder/video/manifest clips (mer_cache.faces.defaults).
+    face: Literal["auto", "align", "none"] = "auto"
     # shift each aligned frame onto its clip's first frame (mer_cache.faces.stabilise)
     face_stabilise: bool = False
 

@@ -46,7 +46,7 @@ FinetunedRunOpt = Annotated[Optional[Path], typer.Option(
 def extract(
     dataset: DatasetOpt,
     root: RootOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (.zarr), or with --finetuned-run the folder of fold caches; rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", help="Cache folder (.zarr), or with --finetuned-run the folder of fold caches; rerun to resume.")],
     trunk: ExtractTrunkOpt = None,
     weights: WeightsOpt = None,
     layer: LayerOpt = None,

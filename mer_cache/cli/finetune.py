@@ -49,7 +49,7 @@ def _ranking_table(title: str, ranking: list[dict]) -> Table:
 def finetune(
     dataset: DatasetOpt,
     root: RootOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (fold{k}.pt, metrics.json); rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (fold{k}.pt, metrics.json); rerun to resume.")],
     trunk: TrunkOpt = F.trunk,
     weights: WeightsOpt = F.weights,
     layer: LayerOpt = F.layer,
@@ -140,7 +140,7 @@ def _report_failed(failed: dict[str, str], what: str) -> None:
 def gradcam(
     dataset: DatasetOpt,
     root: RootOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG grids and focus.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG grids and focus.json.")],
     trunk: TrunkOpt = "fer-minixception",
     weights: WeightsOpt = None,
     layer: LayerOpt = None,

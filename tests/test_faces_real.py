@@ -73,6 +73,17 @@ def test_detector_finds_no_face_in_no_face_clip(feat_media, detector) -> None:  
     assert [len(detector(f)) for f in frames] == [0] * 5
 
 
+def test_points_found_on_a_downscaled_copy_map_back_to_pixel_centres(feat_media, detector):  # noqa: F811
+    """A frame blown up 3x by repeating pixels is detected on a copy area-resized back to the
+    original (short side 360): full-frame pixel 3i + 1 is the centre of original pixel i."""
+    frame = read_video_frames(feat_media / "single_face.mp4", 1)[0]  # 640x360
+    big = np.repeat(np.repeat(frame, 3, axis=0), 3, axis=1)
+    small, full = detector(frame), detector(big)
+    assert len(small) == len(full) == 1
+    np.testing.assert_allclose(full.landmarks, 3 * small.landmarks + 1, atol=1e-3)
+    np.testing.assert_allclose(full.boxes, 3 * small.boxes + 1, atol=1e-3)
+
+
 def test_alignment_of_a_still_face_is_stable(feat_media, detector):  # noqa: F811
     """A still face (single_face.jpg, 81 px between the eyes) seen through sensor noise
     (independent Gaussian noise, sigma 3 grey levels, per frame). Each frame of a clip is

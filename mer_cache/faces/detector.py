@@ -35,8 +35,15 @@ class FaceDetector:
             rgb = np.repeat(rgb[..., None], 3, axis=2)  # SAMM is greyscale
         h, w = rgb.shape[:2]
         scale = min(1.0, self.config.detect_short_side_px / min(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(
-            rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        if scale == 1.0:
+            with torch.inference_mode():
+                return self.net.detect(rgb)
+        small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         with torch.inference_mode():
             det = self.net.detect(small)
-        return Detections(det.boxes / scale, det.scores, det.landmarks / scale)
+        # Pixel centres: small pixel j covers full pixels [j / s, (j + 1) / s), so its centre
+        # is at (j + 0.5) / s - 0.5; dividing by s alone put every point 0.5 / s - 0.5 px up
+        # and left (1 px on a SAMM frame). Per axis, as rounding makes the two scales differ.
+        s = np.array([small.shape[1] / w, small.shape[0] / h])
+        return Detections(((det.boxes.reshape(-1, 2, 2) + 0.5) / s - 0.5).reshape(-1, 4),
+                          det.scores, (det.landmarks + 0.5) / s - 0.5)

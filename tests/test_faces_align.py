@@ -129,9 +129,25 @@ def test_choose_face_prefers_large_central_and_then_follows_it():
     assert choose_face(later, (480, 640), det.boxes[1]) == 1
 
 
-def _clip(source: Path, dataset: str = "casme2") -> Clip:
+def _clip(source: Path, dataset: str = "casme2", **attrs) -> Clip:
     return Clip(dataset=dataset, subject="01", clip_id=f"{dataset}/sub01/EP01",
-                label="x", frames=(source / "img1.jpg",), fps=200.0)
+                label="x", frames=(source / "img1.jpg",), fps=200.0, attrs=attrs)
+
+
+@pytest.mark.parametrize("dataset", ["casme", "4dme", "casme3c", "smic-e", "samm", "casme3"])
+def test_auto_aligns_every_raw_release_and_none_read_as_cropped(tmp_path, dataset):
+    assert resolve_face_mode("auto", [_clip(tmp_path / "s" / "c", dataset)]) == "align"
+    # the loader's own cropped=true, whatever the folders are called
+    assert resolve_face_mode("auto", [_clip(tmp_path / "s" / "c", dataset, cropped=True)]) == "none"
+    assert resolve_face_mode("auto", [_clip(tmp_path / "gray_micro_crop" / "c", dataset)]) == "none"
+
+
+def test_auto_aligns_a_composite_with_one_raw_release(tmp_path):
+    cropped = _clip(tmp_path / "SMIC_all_cropped" / "s1", "smic")
+    raw = _clip(tmp_path / "SAMM" / "006" / "006_1_2", "samm")
+    assert resolve_face_mode("auto", [cropped, raw]) == "align"
+    assert resolve_face_mode("auto", [cropped, cropped]) == "none"
+    assert resolve_face_mode("auto", [_clip(tmp_path / "m" / "c", "mmew")]) == "none"
 
 
 def test_auto_aligns_raw_layouts_only(tmp_path):

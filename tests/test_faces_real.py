@@ -129,6 +129,25 @@ def test_multi_face_image_picks_the_same_face_every_frame(feat_media, detector, 
                                atol=1e-3)
 
 
+def test_extract_names_the_face_stage_and_the_clips_with_several_faces(feat_media, mtcnn_weights,  # noqa: F811
+                                                                         tmp_path):
+    from cli_run import run_cli
+
+    for name in ("multi_face.jpg", "single_face.jpg"):
+        folder = tmp_path / "data" / "s1" / "x" / Path(name).stem
+        folder.mkdir(parents=True)
+        for i in range(3):
+            shutil.copy(feat_media / name, folder / f"img{i}.jpg")
+    res = run_cli("extract", "--dataset", "folder", "--root", tmp_path / "data", "--face", "align",
+                  "--trunk", "tiny-cnn", "--out", tmp_path / "c.zarr",
+                  env={"MER_CACHE_WEIGHTS": str(mtcnn_weights)})
+    assert res.exit_code == 0, res.output
+    assert "face stage" in res.output and "align" in res.output
+    text = " ".join(res.output.split())
+    assert "1 clip(s) show several faces" in text and "multi_face" in text
+    assert "single_face" not in text.split("several faces")[1]
+
+
 def test_extract_aligns_face_noface_and_fails_only_noface_face(video_root, mtcnn_weights,  # noqa: F811
                                                                monkeypatch, tmp_path):
     """face_noface.mov loses the face mid-clip: its frames keep the clip's transform and

@@ -97,6 +97,7 @@ def test_extract_auto_aligns_raw_synthetic_faces(raw_root, mtcnn_weights, tmp_pa
     res = CliRunner().invoke(app, ["extract", "--dataset", "casme2", "--root", str(raw_root),
                                    "--trunk", "tiny-cnn", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    assert "align (auto)" in res.output  # the summary says which face stage made the frames
     cache = open_cache(out)
     assert cache.fingerprint["face"]["detector"].startswith("mtcnn")
     alignments = [ClipAlignment.from_json(d) for d in cache.column("face")]

@@ -59,7 +59,7 @@ def extract(
     dataset_option: DatasetOptionsOpt = [],
     finetuned_run: FinetunedRunOpt = None,
     features: Annotated[str, typer.Option("--features", help="embeddings (a trunk per frame) or flow (TV-L1 onset->apex u, v, strain at 28x28, for --arch ststnet/offapexnet).")] = "embeddings",
-    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw layouts of smic/casme2/samm/casme3/megc2019 and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (the run's own face stage and transforms are used).")] = None,
+    face: Annotated[Optional[str], typer.Option("--face", show_default=False, help="Face alignment before the trunk (and before the flow with --features flow): align (detect once per clip, warp every frame to a canonical face crop), none (whole frames), or auto (the default): align for raw recordings of smic/casme2/samm/casme3/megc2019/casme/4dme/casme3c/casme3-ac/smic-e and `synth --layout raw`, none for cropped releases and folder/video/manifest. Needs `mer-cache faces fetch` once. Not with --finetuned-run (the run's own face stage and transforms are used).")] = None,
     face_stabilise: Annotated[bool, typer.Option("--face-stabilise", help="With aligned faces: shift every frame onto its clip's first frame by phase correlation (translation only), against head sway within a clip. Off by default; README 'Faces in raw frames' gives what it measured. Not with --features flow.")] = False,
 ) -> None:
     """Run the trunk once per frame and write per-clip embedding sequences to a cache.
@@ -132,7 +132,8 @@ def extract(
     for note in notes:
         err_console.print(f"[yellow]{note}[/]")
     table = Table(title=f"Extraction into {result.path} ({result.status})", show_header=False)
-    rows = [("device", result.device), ("clips (this process)", result.n_clips),
+    rows = [("device", result.device), ("face stage", result.face),
+            ("clips (this process)", result.n_clips),
             ("already done before this run", result.n_already_done), ("written now", result.n_written),
             ("failed", len(result.failed)), ("frames computed", result.frames),
             ("seconds", f"{result.seconds:.1f}"), ("frames/s", f"{result.frames_per_s:.1f}")]
@@ -141,6 +142,12 @@ def extract(
     console.print(table)
     if result.world > 1:
         console.print(f"rank {result.rank} of {result.world}: wrote {result.n_written} clips")
+    if result.several_faces:
+        shown = ", ".join(result.several_faces[:10]) + (" ..." if len(result.several_faces) > 10 else "")
+        err_console.print(
+            f"[yellow]{len(result.several_faces)} clip(s) show several faces; the largest, most "
+            f"central one was aligned in each: {shown}. `mer-cache faces preview` shows which.[/]",
+            highlight=False)
     if result.failed:
         console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to retry them):")
         for cid, reason in result.failed.items():

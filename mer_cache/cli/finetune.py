@@ -25,8 +25,8 @@ RegionsOpt = Annotated[str, typer.Option(
 
 
 FACE_HELP = ("align (detect once per clip, warp every frame to a canonical face crop), none "
-             "(whole frames), or auto: align for raw layouts of smic/casme2/samm/casme3/megc2019 "
-             "and `synth --layout raw`, none for cropped releases and folder/video/manifest. "
+             "(whole frames), or auto: align for raw recordings of smic/casme2/samm/casme3/"
+             "megc2019/casme/4dme/casme3c/casme3-ac/smic-e and `synth --layout raw`, none for cropped releases and folder/video/manifest. "
              "Needs `mer-cache faces fetch` once.")
 
 

@@ -87,6 +87,8 @@ class ExtractResult:
     complete: bool = False
     rank: int = 0
     world: int = 1
+    face: str = "none"  # the face stage that made the frames, and what chose it
+    several_faces: list[str] = field(default_factory=list)  # clips with more than one face
 
     @property
     def frames_per_s(self) -> float:
@@ -229,6 +231,8 @@ def extract_clips(
                 face_failed[clips[i].clip_id] = alignments[i].error
         todo = [i for i in todo if not alignments[i].error]
 
+    several = [c.clip_id for c, a in zip(clips, alignments or ()) if a.max_faces > 1]
+
     trunk = trunk.to(device).eval()
     if device.type == "cuda":
         trunk = trunk.to(memory_format=torch.channels_last)
@@ -267,5 +271,14 @@ def extract_clips(
         n_already_done=owned - n_pending, n_written=assembler.written, frames=frames_done,
         seconds=seconds, failed={**face_failed, **assembler.failed},
         complete=bool(summary.complete) if summary is not None else False,
-        rank=ctx.rank, world=ctx.world,
+        rank=ctx.rank, world=ctx.world, several_faces=several,
+        face=_face_description(face, options.face, given=face_stage is not None),
     )
+
+
+def _face_description(face, mode: str, *, given: bool) -> str:
+    """``align``, ``align + stabilise`` or ``none``, and who chose it (``auto``, the run)."""
+    what = "none" if face is None else "align + stabilise" if face.config.stabilise else "align"
+    if given:
+        return f"{what} (the fine-tuning run's)"
+    return f"{what} (auto)" if mode == "auto" else what

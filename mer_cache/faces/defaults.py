@@ -1,12 +1,14 @@
 """``--face auto``: align raw recordings, leave cropped releases as they are.
 
-- ``smic``, ``casme2``, ``samm``, ``casme3``, ``megc2019``: ``align``, unless the frames come
-  from a cropped release (a folder named ``Cropped``, ``CASME2_Cropped``, ``cropped``,
-  ``SMIC_all_cropped`` or ``SAMM_CROP`` on their path): ``none``.
+- the raw recordings of ``smic``, ``casme2``, ``samm``, ``casme3``, ``megc2019``, ``casme``,
+  ``4dme``, ``casme3c``, ``casme3-ac`` and ``smic-e``: ``align``, unless every clip comes from
+  a cropped release (its loader read it with ``cropped=true``, or a folder named
+  ``Cropped``, ``CASME2_Cropped``, ``CASME_Cropped``, ``cropped``, ``SMIC_all_cropped``,
+  ``SAMM_CROP`` or ``gray_micro_crop`` is on its path): ``none``.
 - A dataset written by ``mer-cache synth``: ``align`` for ``--layout raw``, ``none`` for the
   others (their frames are already tight face crops). Its ``synth.json`` says which.
-- ``folder``, ``video``, ``manifest``: ``none`` (nothing says what the frames hold; pass
-  ``--face align`` for raw footage).
+- ``folder``, ``video``, ``manifest``, and ``mmew`` (its release layout does not say whether
+  its frames are cropped): ``none``; pass ``--face align`` for raw footage.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError
 
 FACE_MODES = ("auto", "align", "none")
-RAW_DATASETS = ("smic", "casme2", "samm", "casme3", "megc2019")
-CROPPED_FOLDERS = {"cropped", "casme2_cropped", "smic_all_cropped", "samm_crop"}
+RAW_DATASETS = ("smic", "casme2", "samm", "casme3", "megc2019", "casme", "4dme", "casme3c",
+                "casme3-ac", "smic-e")
+CROPPED_FOLDERS = {"cropped", "casme2_cropped", "casme_cropped", "smic_all_cropped", "samm_crop",
+                   "gray_micro_crop"}
 
 
 def _synth_layout(clip: Clip) -> str | None:
@@ -34,7 +38,8 @@ def _synth_layout(clip: Clip) -> str | None:
 
 
 def _cropped(clip: Clip) -> bool:
-    return any(part.lower() in CROPPED_FOLDERS for part in Path(clip.source).parts)
+    return bool(clip.attrs.get("cropped")) or any(
+        part.lower() in CROPPED_FOLDERS for part in Path(clip.source).parts)
 
 
 def resolve_face_mode(mode: str, clips: list[Clip]) -> str:
@@ -47,6 +52,7 @@ def resolve_face_mode(mode: str, clips: list[Clip]) -> str:
     layout = _synth_layout(first)
     if layout is not None:
         return "align" if layout == "raw" else "none"
-    if first.dataset in RAW_DATASETS and not all(_cropped(c) for c in clips):
+    # a composite (megc2019) mixes releases: one raw clip makes the whole cache aligned
+    if any(c.dataset in RAW_DATASETS and not _cropped(c) for c in clips):
         return "align"
     return "none"

@@ -152,6 +152,22 @@ def test_sweep_selects_on_training_subjects_only(tmp_path, monkeypatch):
     assert [c["fold"] for c in res.choices] == [0, 1, 2]
 
 
+@pytest.mark.parametrize("key, values", [("seed", [0, 3]), ("folds", [2, 3]),
+                                         ("protocol", ["subject-kfold", "loso"]),
+                                         ("labels", ["smic4", "megc3"])])
+def test_sweep_refuses_a_grid_over_what_makes_the_outer_folds(tmp_path, key, values):
+    """Each grid point would make its own folds: fold k's choice, made on its training
+    subjects under the base folds, would be reported on another point's fold k, whose test
+    subjects it may have trained on."""
+    from mer_cache.errors import ConfigError
+
+    seqs = make_sequences(n_subjects=6, clips_per_class=1, dim=8)
+    base = HeadConfig(arch="mean", folds=3, epochs=1, window=5, batch_size=16)
+    with pytest.raises(ConfigError, match=f"decide the folds.*{key}|{key}.*decide the folds"):
+        run_sweep(seqs, {"arch": ["mean", "frame"], key: values}, base=base, out=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything trained
+
+
 def test_selection_follows_inner_scores_not_test_scores(monkeypatch):
     """The chosen configuration is the inner winner even when another has the best test score."""
     from mer_cache.protocol.selection import choose

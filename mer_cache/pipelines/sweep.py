@@ -59,19 +59,32 @@ def run_name(point: Mapping[str, object]) -> str:
     return "_".join(f"{k}={v}" for k, v in point.items()) or "base"
 
 
+OUTER_KEYS = ("seed", "protocol", "folds", "labels", "task", "aus", "au_min_clips")
+
+
 def expand_grid(grid: Mapping[str, Sequence], *, base: HeadConfig) -> list[tuple[str, HeadConfig]]:
     """Every combination of the grid's values applied to ``base``, validated up front.
 
     Raises
     ------
     ConfigError
-        For a key that is not a :class:`HeadConfig` field, an empty value list, or any
-        invalid combination (before anything trains).
+        For a key that is not a :class:`HeadConfig` field, a key of ``OUTER_KEYS`` (they
+        make the outer folds and the target, which all grid points must share), an empty
+        value list, or any invalid combination (before anything trains).
     """
     known = {f.name for f in fields(HeadConfig)}
     unknown = sorted(set(grid) - known)
     if unknown:
         raise ConfigError(f"Sweep grid keys {unknown} are not head options; known: {sorted(known)}.")
+    # Every grid point is scored on the outer folds made from ``base``; a key that makes other
+    # folds (or another target) would choose on one split and test on another.
+    outer = sorted(set(grid) & set(OUTER_KEYS))
+    if outer:
+        raise ConfigError(
+            f"Sweep grid keys {outer} decide the folds or what is scored, so every grid point must "
+            f"share them: a grid over them would choose a configuration on one set of subjects "
+            f"and report it on another. Set them once for the sweep (--seed, --protocol, --folds, "
+            f"--labels, --task, --aus; in Python, on the base HeadConfig) and sweep the rest.")
     empty = [k for k, v in grid.items() if len(v) == 0]
     if empty:
         raise ConfigError(f"Sweep grid keys {empty} have no values.")

@@ -272,6 +272,11 @@ class CacheWriter:
         """An extra clip-table column stored at creation (``prepare_cache(extra_columns=)``)."""
         return store.read_column(self._attrs, name)
 
+    def set_column_values(self, name: str, values: dict[int, object]) -> None:
+        """Replace the values of some clips (index -> JSON value) in an extra column (rank 0,
+        before other writers open the cache): a failed clip's face alignment, made again."""
+        self._attrs = store.write_column_values(self._root, self._attrs, name, values)
+
     def fail(self, index: int, reason: str) -> None:
         store.write_failure(self._root, index, reason)
 
@@ -316,7 +321,8 @@ def prepare_cache(path: Path | str, *, fingerprint: dict, clips: list[Clip],
 
     ``extra_columns`` is called only when the cache is created: what it returns (one JSON
     value per clip and column, e.g. the face alignment) is stored in the clip table, so a
-    rerun reads it back instead of computing it again.
+    rerun reads it back instead of computing it again (a clip's value changes later only
+    through :meth:`CacheWriter.set_column_values`).
 
     Returns "created" or "resumed". Raises CacheError naming every identity field that
     differs when ``path`` holds a cache made with another fingerprint, and when ``path``

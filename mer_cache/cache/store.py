@@ -24,8 +24,9 @@ Why this shape:
   longer than a chunk, in which case it starts on a boundary and owns whole chunks. A
   "unit" (a chunk, or the run of chunks of one long clip) is therefore owned by exactly
   one writer: several processes never write the same chunk (Zarr is only safe then).
-- The clip table lives in the root attributes (written by rank 0 only, at creation and
-  at finalization), so opening a cache is one small JSON read, not one per column.
+- The clip table lives in the root attributes (written by rank 0 only, at creation, at
+  finalization, and when a rerun aligns a failed clip's face again), so opening a cache is
+  one small JSON read, not one per column.
 - Completion is explicit: a clip is done when its `status` chunk says so, written only
   after its rows were stored (Zarr's local store renames each chunk file into place, so a
   kill leaves either the old or the new chunk, never a torn one). A missing chunk reads as
@@ -263,6 +264,32 @@ def read_table(attrs: dict) -> list[CachedClip]:
 def read_column(attrs: dict, name: str) -> list | None:
     """An extra clip-table column (see :func:`create_store`), or None when absent."""
     return attrs["clips"].get(name)
+
+
+def write_column_values(root: zarr.Group, attrs: dict, name: str,
+                        values: dict[int, object]) -> dict:
+    """Replace some clips' values of an extra clip-table column (rank 0, before writers start).
+
+    Zarr replaces the root ``zarr.json`` through a renamed temp file, so a kill leaves the
+    old table or the new one; it is then flushed to disk, so a crash after this returns
+    keeps the new values. Status, rows and checksums live in other files, untouched.
+    Returns the new attributes.
+    """
+    clips = dict(attrs["clips"])
+    column = list(clips[name])
+    for i, value in values.items():
+        column[i] = value
+    attrs = dict(attrs, clips=dict(clips, **{name: column}))
+    root.attrs[ATTR_KEY] = attrs
+    folder = getattr(root.store, "root", None)
+    if folder is not None:  # a local store: flush the file, then its rename (the folder)
+        for target in (Path(folder) / "zarr.json", Path(folder)):
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return attrs
 
 
 def read_units(attrs: dict) -> np.ndarray:

@@ -159,6 +159,22 @@ class _ClipAssembler(threading.Thread):
             self.written += 1
 
 
+def _realign_failed(writer: CacheWriter, face: "FaceStage", clips: list[Clip]) -> None:
+    """Align again the unfinished clips whose stored alignment failed, and store the result.
+
+    The failure told the user to replace the unreadable frame and rerun, so the rerun must
+    read it again. Other clips keep their stored transforms: crops never change within a
+    cache. ``writer`` is a one-process writer (every clip is its own), on rank 0.
+    """
+    column = writer.column(face.COLUMN)
+    pending = set(writer.pending())
+    retry = [i for i, a in enumerate(face.alignments(column)) if a.error and i in pending]
+    fresh = face.table_column([clips[i] for i in retry]) if retry else []
+    changed = {i: value for i, value in zip(retry, fresh) if value != column[i]}
+    if changed:
+        writer.set_column_values(face.COLUMN, changed)
+
+
 def _autocast(device: torch.device, amp: str):
     if device.type != "cuda" or amp == "off":
         return nullcontext()
@@ -178,9 +194,9 @@ def extract_clips(
     """Embed every frame of ``clips`` with ``trunk`` into the cache at ``out``.
 
     Resumes when ``out`` holds a cache with the same fingerprint (done clips are skipped,
-    failed ones retried) and refuses one with another fingerprint. Under a
-    ``torch.distributed`` launch each rank embeds only the clips it owns and rank 0
-    finalizes.
+    failed ones retried, their face aligned again if that failed) and refuses one with
+    another fingerprint. Under a ``torch.distributed`` launch each rank embeds only the
+    clips it owns and rank 0 finalizes.
 
     ``face_stage``, when given, is the face stage to use instead of ``options.face`` (fold
     caches: the fine-tuning run's, with its stored transforms). A fine-tuned trunk whose
@@ -218,6 +234,8 @@ def extract_clips(
     status = dist.run_on_rank0(ctx, lambda: prepare_cache(
         out, fingerprint=fingerprint, clips=clips, chunk_bytes=options.chunk_bytes,
         extra_columns=columns))
+    if face is not None and status == "resumed":
+        dist.run_on_rank0(ctx, lambda: _realign_failed(CacheWriter(out), face, clips))
     writer = CacheWriter(out, rank=ctx.rank, world=ctx.world)
     todo = writer.pending()
     owned = sum(writer.owns(i) for i in range(len(clips)))

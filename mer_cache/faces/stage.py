@@ -177,9 +177,9 @@ class FaceStage:
     """What the extractor needs from the face stage, behind three calls.
 
     ``identity()`` goes into the cache fingerprint; ``table_column(clips)`` runs detection
-    (only when a cache is created) and returns the clip table's ``face`` column;
-    ``alignments(column)`` turns the stored column back into per-clip alignments, so a
-    rerun warps with exactly the stored transforms.
+    (when a cache is created, and on a rerun for unfinished clips whose alignment failed)
+    and returns the clip table's ``face`` column; ``alignments(column)`` turns the stored
+    column back into per-clip alignments, so a rerun warps with exactly the stored transforms.
     """
 
     COLUMN = "face"

@@ -221,6 +221,9 @@ CASES = [
     Case("zero-clips-check-video", lambda w: check(w.copy("frames"), "video"), 1, "found 0 clips"),
     Case("zero-clips-check-no-label-folders", lambda w: check(no_label_folders(w)), 1, "found 0 clips"),
     Case("zero-clips-extract-no-label-folders", lambda w: extract(w, no_label_folders(w)), 2, "found 0 clips"),
+    Case("zero-clips-extract-flow", lambda w: ["extract", "--features", "flow", "--dataset", "folder", "--root",
+                                               no_label_folders(w), "--out", w.path / "f.zarr"], 2,
+         "found 0 clips", absent=("complete",)),
     # unreadable folders: a message naming the folder, no traceback
     Case("label-folder-unreadable-check-deep", lambda w: check(label_folder_denied(w), "folder", "--deep"), 1,
          ("Permission denied", "s2/positive")),

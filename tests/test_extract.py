@@ -108,3 +108,16 @@ def test_kill_minus_nine_then_rerun_finishes_without_recomputing(tmp_path):
     trunk = create_trunk("tiny-cnn", weights="random")
     for clip, seq in zip(clips, open_cache(tmp_path / "c.zarr").load_all()):
         np.testing.assert_allclose(seq, _direct(trunk, clip), atol=1e-5)
+
+
+def test_zero_clips_are_refused_by_the_mechanisms_too(tmp_path):
+    """A notebook calling extract_clips or extract_flow_cache with an empty list gets the
+    error the CLI gives, not an empty cache that says it is complete."""
+    from mer_cache.errors import DatasetError
+    from mer_cache.flow.extract import extract_flow_cache
+
+    with pytest.raises(DatasetError, match="0 clips"):
+        extract_clips([], create_trunk("tiny-cnn", weights="random"), tmp_path / "e.zarr", options=OPTS)
+    with pytest.raises(DatasetError, match="0 clips"):
+        extract_flow_cache([], tmp_path / "f.zarr")
+    assert not any(tmp_path.iterdir())

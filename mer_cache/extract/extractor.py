@@ -24,6 +24,7 @@ import torch
 from mer_cache.cache import CacheWriter, build_fingerprint, prepare_cache
 from mer_cache.cache.store import DEFAULT_CHUNK_BYTES
 from mer_cache.catalogue.clip import Clip
+from mer_cache.catalogue.require import require_clips
 from mer_cache.errors import ConfigError
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.loader import FrameDataset, frame_loader
@@ -213,6 +214,7 @@ def extract_clips(
         Counts, failures (clip id -> reason) and throughput of this process.
     """
     out = Path(out)
+    require_clips(clips, out=out)
     ctx = dist.context()
     device = torch.device(options.device)
     if finetune is None and trunk.weights_format == "checkpoint" and trunk.weights_path:

@@ -19,6 +19,7 @@ from mer_cache.cache.flow_api import (
     FlowCacheWriter, build_flow_fingerprint, prepare_flow_cache,
 )
 from mer_cache.catalogue.clip import Clip
+from mer_cache.catalogue.require import require_clips
 from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.faces.stage import read_rgb
 from mer_cache.flow.apex import choose_frames
@@ -125,6 +126,7 @@ def extract_flow_cache(clips: list[Clip], out: Path | str, *, config: FlowConfig
     """
     t0 = time.perf_counter()
     out = Path(out)
+    require_clips(clips, out=out)
     fingerprint = build_flow_fingerprint({**config.identity(), "face": face and face.identity()},
                                          clips=clips, opencv_version=opencv_version())
     shape = (len(config.channels), config.out_size, config.out_size)
@@ -187,6 +189,7 @@ def run_flow_extract_job(dataset: str, root: Path | str, out: Path | str, *,
         raise ConfigError("Flow extraction runs in one process (one writer per flow cache); "
                           "start it without torchrun.")
     clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
+    require_clips(clips, out=out, dataset=dataset, root=root)
     stage = None
     if face != "none":
         from mer_cache.faces import FaceStage

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mer_cache.errors import DatasetError
+from mer_cache.catalogue.require import require_clips
 from mer_cache.extract import distributed as dist
 from mer_cache.extract.extractor import (
     ExtractOptions, ExtractResult, Progress, extract_clips, resolve_device,
@@ -39,15 +39,6 @@ class ExtractJob:
         return json.loads(json.dumps(d, default=str))
 
 
-def _require_clips(clips: list, dataset: str, root: Path) -> None:
-    """Zero clips is an error: an empty cache would report "complete" and hide the mistake."""
-    if not clips:
-        raise DatasetError(
-            f"The {dataset} loader found 0 clips in {root}, so there is nothing to extract. "
-            "Check --dataset (frame folders need 'folder', videos 'video') and --root; "
-            f"`mer-cache datasets check --dataset {dataset} --root {root}` shows what it sees.")
-
-
 def _device(gpu: int | None, notes: list[str] | None):
     if gpu is not None and dist.context().active:
         gpu = dist.context().local_rank  # one GPU per local rank under torchrun
@@ -63,7 +54,7 @@ def run_extract_job(job: ExtractJob, *, progress: Progress | None = None,
     from mer_cache.catalogue import load_catalogue
 
     clips = load_catalogue(job.dataset, Path(job.root), **job.dataset_options)
-    _require_clips(clips, job.dataset, job.root)
+    require_clips(clips, out=job.out, dataset=job.dataset, root=job.root)
     device = _device(job.gpu, notes)
     weights = job.weights
     trunk = create_trunk(job.trunk, weights=Path(weights) if weights not in (None, "random") else weights,
@@ -110,7 +101,7 @@ def run_extract_finetuned_job(run_dir: Path | str, *, dataset: str, root: Path |
     from mer_cache.catalogue import load_catalogue
 
     clips = load_catalogue(dataset, Path(root), **(dataset_options or {}))
-    _require_clips(clips, dataset, Path(root))
+    require_clips(clips, out=out, dataset=dataset, root=root)
     device = _device(gpu, notes)
     options = ExtractOptions(**{**asdict(options), "device": str(device)})
     return extract_finetuned(run_dir, clips=clips, out_dir=out, options=options, progress=progress)

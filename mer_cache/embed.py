@@ -20,6 +20,10 @@ from mer_cache.trunks import create_trunk
 from mer_cache.trunks.checkpoints import check_trained_face, training_record
 from mer_cache.trunks.spec import ResizeMode
 
+NO_FACE_ADVICE = ("`embed --face align` needs a usable face in every image it is given and "
+                  "embedded none of them: remove this image from the list, or embed whole "
+                  "images with --face none.")
+
 
 def embed_images(
     paths: Sequence[Path | str],
@@ -71,7 +75,9 @@ def embed_images(
     FrameDecodeError
         When an image cannot be read (names the file).
     FaceError
-        With ``face="align"``, when an image holds no usable face (names the file).
+        With ``face="align"``, when an image holds no usable face (names the file). The
+        whole call stops there: the output's rows carry no names, so skipping an image
+        would silently shift every later row onto the wrong image.
     """
     if not paths:
         raise ConfigError("No images to embed: pass at least one image file.")
@@ -92,7 +98,7 @@ def embed_images(
     if face == "align":
         from mer_cache.faces.stage import image_input_loader  # the frames-level face stage
 
-        load = image_input_loader(pre)
+        load = image_input_loader(pre, advice=NO_FACE_ADVICE)
     out = np.empty((len(paths), model.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):

@@ -35,7 +35,12 @@ def predict_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per trunk forward pass.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON instead of a table.")] = False,
 ) -> None:
-    """Embed clip folders with the run's trunk and print the fold heads' mean probabilities."""
+    """Embed clip folders with the run's trunk and print the fold heads' mean probabilities.
+
+    A clip whose frames cannot be used (a frame that does not decode, no face on a run
+    trained on aligned faces) is listed with the reason and the others are predicted;
+    the exit code is then 1.
+    """
     from mer_cache.pipelines import predict_clips, resolve_device
 
     device, note = run_guarded(resolve_device, gpu)
@@ -43,10 +48,18 @@ def predict_cmd(
         err_console.print(f"[yellow]{note}[/]")
     preds = run_guarded(predict_clips, run, clip_dirs, weights=weights, device=str(device),
                         batch_size=batch_size)
-    if as_json:
+    done, failed = [p for p in preds if not p.failed], [p for p in preds if p.failed]
+    if as_json:  # failed clips stay in the list (with "error"), stdout stays pure JSON
         typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
-    else:
-        _render(preds, run)
+    elif done:
+        _render(done, run)
+    if failed:
+        out = err_console if as_json else console
+        out.print(f"[red]{len(failed)} of {len(preds)} clip folder(s) could not be "
+                  f"predicted[/]:")
+        for p in failed:
+            out.print(f"  {p.error}", highlight=False)  # the reason names the folder or frame
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

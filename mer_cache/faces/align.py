@@ -134,9 +134,19 @@ def warp_frame(rgb: np.ndarray, alignment: ClipAlignment) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+# What to do when a clip has no usable face, as extract says it; predict and embed pass
+# their own (their remedy is another run or another image, not another extraction).
+EXTRACT_ADVICE = "Check the clip's frames, or extract this dataset with --face none."
+
+
 def align_from_detections(dets: list[tuple[Detections, tuple[int, int]]],
-                          config: FaceConfig, clip_id: str) -> ClipAlignment:
-    """Fit the clip's transform from the detections of its reference frames."""
+                          config: FaceConfig, clip_id: str, *, searched: str | None = None,
+                          advice: str = EXTRACT_ADVICE) -> ClipAlignment:
+    """Fit the clip's transform from the detections of its reference frames.
+
+    A failure is returned in ``error``: ``"{clip_id}: {what}. {advice}"``, where the
+    no-face case says it searched ``searched`` (default: the clip's first frames).
+    """
     previous, marks, first_box = None, [], None
     for det, shape in dets:
         if not len(det):
@@ -148,22 +158,22 @@ def align_from_detections(dets: list[tuple[Detections, tuple[int, int]]],
     max_faces = max((len(d) for d, _ in dets), default=0)
     common = dict(found_in=len(marks), n_ref=len(dets), max_faces=max_faces)
     if not marks:
-        return ClipAlignment(None, 0, None, None, **common, error=(
-            f"{clip_id}: no face found in its first {len(dets)} frames (the reference frames "
-            "the alignment is estimated from). Check the clip's frames, or extract this "
-            "dataset with --face none."))
+        searched = searched or (f"its first {len(dets)} frames (the reference frames the "
+                                "alignment is estimated from)")
+        return ClipAlignment(None, 0, None, None, **common,
+                             error=f"{clip_id}: no face found in {searched}. {advice}")
     median = np.median(np.stack(marks), axis=0)  # (5, 2), robust to one bad frame
     eye_px = float(np.linalg.norm(median[1] - median[0]))
     if eye_px < config.min_eye_distance_px:
         return ClipAlignment(None, 0, _tup(median), _tup(first_box), **common, error=(
             f"{clip_id}: the face is too small to embed ({eye_px:.1f} px between the eyes, "
             f"at least {config.min_eye_distance_px:g} px needed to keep motions of 1-3 px). "
-            "Use the full-resolution frames of this clip."))
+            "Use the full-resolution frames or image."))
     try:
         matrix, crop_px = similarity_to_template(median, config)
     except FaceError as exc:
         return ClipAlignment(None, 0, _tup(median), _tup(first_box), **common,
-                             error=f"{clip_id}: {exc}.")
+                             error=f"{clip_id}: {exc}. {advice}")
     return ClipAlignment(_tup(matrix), crop_px, _tup(median), _tup(first_box), **common)
 
 

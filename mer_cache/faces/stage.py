@@ -16,7 +16,9 @@ from PIL import Image, UnidentifiedImageError
 
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
-from mer_cache.faces.align import ClipAlignment, FaceConfig, align_from_detections, warp_frame
+from mer_cache.faces.align import (
+    EXTRACT_ADVICE, ClipAlignment, FaceConfig, align_from_detections, warp_frame,
+)
 from mer_cache.faces.stabilise import Stabiliser
 from mer_cache.frames import FrameDecodeError, array_to_input, to_8bit
 from mer_cache.trunks.spec import Preprocessing
@@ -84,18 +86,19 @@ def reference_frames(clip: Clip, n: int) -> Iterator[np.ndarray]:
 
 
 def align_frames(frames: Iterable[np.ndarray], detector, config: FaceConfig,
-                 name: str) -> ClipAlignment:
+                 name: str, **wording: str) -> ClipAlignment:
     """Detect in ``frames`` until ``config.ref_frames`` of them hold a face, then fit.
 
     Frames after those are never read: a clip whose first frame has a face costs one
-    decode and one detection.
+    decode and one detection. ``wording`` (``searched``, ``advice``) phrases a failure
+    for the command at hand (:func:`~mer_cache.faces.align.align_from_detections`).
     """
     dets = []
     for rgb in frames:
         dets.append((detector(rgb), rgb.shape[:2]))
         if sum(len(d) > 0 for d, _ in dets) >= config.ref_frames:
             break
-    return align_from_detections(dets, config, name)
+    return align_from_detections(dets, config, name, **wording)
 
 
 def align_clip(clip: Clip, detector, config: FaceConfig) -> ClipAlignment:
@@ -210,7 +213,8 @@ def config_from_identity(identity: dict) -> FaceConfig:
 
 
 def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None, *,
-                      name: str, weights: Path | None = None) -> Callable[[Path], np.ndarray]:
+                      name: str, weights: Path | None = None,
+                      advice: str = EXTRACT_ADVICE) -> Callable[[Path], np.ndarray]:
     """``path -> (C, H, W)`` trunk input for the frames of one clip, aligned as ``face`` says.
 
     ``face`` is a cache fingerprint's face entry (None: plain resize), so a run's head gets
@@ -219,7 +223,7 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
     Raises
     ------
     FaceError
-        When the clip's reference frames hold no usable face.
+        When the clip's reference frames hold no usable face: ``"{name}: {what}. {advice}"``.
     """
     from mer_cache.faces.align import FaceError
     from mer_cache.faces.detector import FaceDetector
@@ -230,7 +234,7 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
     config = config_from_identity(face)
     detector = FaceDetector(config, weights=weights)
     a = align_frames((read_rgb(p) for p in frames[:config.search_frames]), detector, config,
-                     name)
+                     name, advice=advice)
     if a.error is not None:
         raise FaceError(a.error)
     if not config.stabilise:
@@ -240,7 +244,8 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
 
 
 def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
-                       weights: Path | None = None) -> Callable[[Path], np.ndarray]:
+                       weights: Path | None = None,
+                       advice: str = EXTRACT_ADVICE) -> Callable[[Path], np.ndarray]:
     """``path -> (C, H, W)`` trunk input of a single image, its own face aligned.
 
     Each image is its own one-frame clip (``mer-cache embed --face align``).
@@ -248,7 +253,7 @@ def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
     Raises
     ------
     FaceError
-        Naming the image, when it holds no usable face.
+        Naming the image, when it holds no usable face: ``"{path}: {what}. {advice}"``.
     """
     from mer_cache.faces.align import FaceError
     from mer_cache.faces.detector import FaceDetector
@@ -257,9 +262,10 @@ def image_input_loader(pre: Preprocessing, *, config: FaceConfig = FaceConfig(),
 
     def load(path: Path) -> np.ndarray:
         rgb = read_rgb(path)
-        a = align_frames([rgb], detector, config, str(path))
+        a = align_frames([rgb], detector, config, str(path), searched="the image",
+                         advice=advice)
         if a.error is not None:
-            raise FaceError(a.error.replace("in its first 1 frames", "in the image"))
+            raise FaceError(a.error)
         return aligned_input(rgb, a, pre)
     return load
 

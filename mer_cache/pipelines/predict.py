@@ -10,6 +10,12 @@ logits of all its windows, a clip shorter than the window padded by repeating it
 frames (:func:`mer_cache.heads.windows.make_windows`). The ensemble is the mean over folds
 of each fold's softmax.
 
+A clip folder whose frames cannot be used (a frame that does not decode; on a run whose
+cache was aligned, no usable face in its first frames) fails alone: its
+:class:`Prediction` carries the reason in ``error`` and the other clips are predicted, as
+``extract`` fails a clip and writes the others. A folder that is missing, empty or holds
+duplicate frame numbers is a wrong argument and stops the call before anything is embedded.
+
 Runs trained on fine-tuned fold caches (``extract --finetuned-run``) are refused: each
 fold's head needs its own fold's fine-tuned trunk, which the run's single fingerprint does
 not name.
@@ -38,6 +44,12 @@ from mer_cache.trunks.base import Trunk
 # fields of the fingerprint that the rebuilt trunk must reproduce exactly
 CHECKED_FIELDS = ("trunk", "layer", "dim", "weights_sha256", "preprocessing")
 _FOLD_FILE = re.compile(r"^fold(\d+)\.pt$")
+# A clip without a usable face on a run trained on aligned crops: the remedy is another
+# clip or another run; whole frames would give features the heads never saw.
+NO_FACE_ADVICE = ("The run's heads were trained on aligned face crops, so this clip is not "
+                  "predicted. Check that the folder holds the clip's frames with the face "
+                  "visible in its first frames, or predict with a run trained on a cache "
+                  "extracted with --face none (whole frames).")
 
 Progress = Callable[[int, int], None]  # (clips done, clips total)
 
@@ -57,7 +69,7 @@ class FoldHead:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The ensemble prediction of one clip folder.
+    """The ensemble prediction of one clip folder, or why it has none.
 
     Attributes
     ----------
@@ -67,24 +79,32 @@ class Prediction:
     padded : bool
         True when the clip is shorter than the window (edge frames repeated, as in training).
     probabilities : dict
-        Class -> mean over folds of the fold's softmax probability.
-    predicted : str
-        The class with the highest ensemble probability.
+        Class -> mean over folds of the fold's softmax probability (empty when failed).
+    predicted : str or None
+        The class with the highest ensemble probability (None when failed).
     folds : list of dict
         Per fold: ``fold``, ``predicted`` and ``probabilities`` (class -> probability).
+    error : str or None
+        Why the clip could not be predicted (names the folder or frame and what to do);
+        None when it was.
     """
 
     path: Path
     n_frames: int
     padded: bool
     probabilities: dict[str, float]
-    predicted: str
+    predicted: str | None
     folds: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "n_frames": self.n_frames, "padded": self.padded,
                 "predicted": self.predicted, "probabilities": self.probabilities,
-                "folds": self.folds}
+                "folds": self.folds, "error": self.error}
 
 
 def _read_run(run_dir: Path) -> dict:
@@ -222,16 +242,13 @@ def build_run_trunk(fingerprint: dict, *, weights: Path | str | None = None) -> 
                       f"or pass the right --weights.")
 
 
-def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
-               batch_size: int = 64, face: dict | None = None) -> np.ndarray:
-    """All frames of a clip folder as a ``(T, D)`` float32 array, rounded through ``dtype``.
-
-    ``face``: the run's cache fingerprint ``face`` entry; frames are aligned the same way.
+def clip_frames(folder: Path) -> list[Path]:
+    """The frame files of a clip folder, in order.
 
     Raises
     ------
     DatasetError
-        If the folder is missing or holds no image frames; FrameDecodeError for a bad frame.
+        If the folder is missing, holds no image frames, or repeats a frame number.
     """
     if not folder.is_dir():
         raise DatasetError(f"The clip folder {folder} does not exist or is not a folder. Pass "
@@ -242,10 +259,26 @@ def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
                            f".tif). Pass the folder that holds the clip's frame files.")
     if groups := duplicate_frames(frames):
         raise DatasetError("Cannot predict: " + duplicates_message(folder, groups))
+    return list(frames)
+
+
+def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
+               batch_size: int = 64, face: dict | None = None) -> np.ndarray:
+    """All frames of a clip folder as a ``(T, D)`` float32 array, rounded through ``dtype``.
+
+    ``face``: the run's cache fingerprint ``face`` entry; frames are aligned the same way.
+
+    Raises
+    ------
+    DatasetError
+        If the folder is missing or holds no image frames; FrameDecodeError for a bad frame;
+        FaceError when ``face`` asks for alignment and the clip has no usable face.
+    """
+    frames = clip_frames(folder)
     pre, out = trunk.preprocessing, []
     from mer_cache.faces.stage import clip_input_loader  # the frames-level face stage
 
-    load = clip_input_loader(list(frames), pre, face, name=str(folder))
+    load = clip_input_loader(frames, pre, face, name=str(folder), advice=NO_FACE_ADVICE)
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
             x = np.stack([load(p) for p in frames[start:start + batch_size]])  # (b, C, H, W)
@@ -294,16 +327,19 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     Returns
     -------
     list of Prediction
-        One per clip folder, in the order given.
+        One per clip folder, in the order given. A clip whose frames could not be used (a
+        frame that does not decode, no usable face on an aligned run) has ``error`` set
+        and no probabilities; the others are predicted all the same.
 
     Raises
     ------
     ConfigError
         Not a finished run, a fine-tuned run, or a trunk that does not match the fingerprint.
     WeightsError
-        Weights missing or not the cache's (sha256 differs).
+        Weights missing or not the cache's (sha256 differs), or the face detector's missing.
     DatasetError
-        A clip folder is missing, empty, or a frame cannot be decoded.
+        A clip folder is missing, empty or repeats a frame number (checked before any clip
+        is embedded).
     """
     run_dir = Path(run_dir)
     if not clip_dirs:
@@ -317,24 +353,37 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     if any(h.head.in_dim != fp["dim"] for h in heads):
         raise ConfigError(f"The heads in {run_dir} take {heads[0].head.in_dim}-d input but the "
                           f"run's fingerprint says {fp['dim']}-d features; the run is damaged.")
+    n_frames = [len(clip_frames(Path(f))) for f in clip_dirs]  # a wrong folder stops us here
     trunk = build_run_trunk(fp, weights=weights).to(device)
     dtype = fp.get("dtype") or "float32"
-    embeddings = []
+    embeddings: dict[int, np.ndarray] = {}
+    failed: dict[int, str] = {}
     for i, folder in enumerate(clip_dirs):
-        embeddings.append(embed_clip(trunk, Path(folder), device=torch.device(device),
-                                     dtype=dtype, batch_size=batch_size, face=fp.get("face")))
+        try:
+            embeddings[i] = embed_clip(trunk, Path(folder), device=torch.device(device),
+                                       dtype=dtype, batch_size=batch_size, face=fp.get("face"))
+        except DatasetError as exc:  # this clip's frames or face; the others go on
+            failed[i] = str(exc)
         if progress is not None:
             progress(i + 1, len(clip_dirs))
-    mean, per_fold = ensemble_probabilities(heads, embeddings, device=device)
+    row = {i: j for j, i in enumerate(sorted(embeddings))}  # clip -> row of the ensemble
+    if row:
+        mean, per_fold = ensemble_probabilities(heads, [embeddings[i] for i in row],
+                                                device=device)  # (n, C), (K, n, C)
     classes = heads[0].classes
     window = max(h.window for h in heads)
     out = []
-    for i, (folder, emb) in enumerate(zip(clip_dirs, embeddings)):
-        folds = [{"fold": h.fold, "predicted": classes[int(per_fold[k, i].argmax())],
-                  "probabilities": {c: float(p) for c, p in zip(classes, per_fold[k, i])}}
+    for i, folder in enumerate(clip_dirs):
+        if i in failed:
+            out.append(Prediction(path=Path(folder), n_frames=n_frames[i], padded=False,
+                                  probabilities={}, predicted=None, error=failed[i]))
+            continue
+        j, emb = row[i], embeddings[i]
+        folds = [{"fold": h.fold, "predicted": classes[int(per_fold[k, j].argmax())],
+                  "probabilities": {c: float(p) for c, p in zip(classes, per_fold[k, j])}}
                  for k, h in enumerate(heads)]
         out.append(Prediction(
             path=Path(folder), n_frames=len(emb), padded=len(emb) < window,
-            probabilities={c: float(p) for c, p in zip(classes, mean[i])},
-            predicted=classes[int(mean[i].argmax())], folds=folds))
+            probabilities={c: float(p) for c, p in zip(classes, mean[j])},
+            predicted=classes[int(mean[j].argmax())], folds=folds))
     return out

@@ -137,6 +137,9 @@ def test_fold_caches_embed_with_the_runs_face_stage(aligned_run, tmp_path, monke
     caches = extract_finetuned(result.out, clips=kept, out_dir=tmp_path / "caches",
                                options=ExtractOptions(workers=0, dtype="float32"))
     assert caches.complete and not caches.failed
+    with pytest.raises(ConfigError, match="face_stabilise cannot be combined with the fine-tuning run"):
+        extract_finetuned(result.out, clips=kept, out_dir=tmp_path / "stable",
+                          options=ExtractOptions(workers=0, face_stabilise=True))
     face = json.loads((result.out / "run.json").read_text())["face"]
     for k in range(2):
         cache = open_cache(tmp_path / "caches" / f"fold{k}.zarr")

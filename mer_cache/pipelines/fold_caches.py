@@ -101,7 +101,7 @@ def extract_finetuned(run_dir: Path | str, *, clips: list[Clip], out_dir: Path |
     out_dir : Path
         Folder for the fold caches.
     options : ExtractOptions
-        Its ``face`` is not used: the run's face stage is.
+        Its ``face`` is not used: the run's face stage is (``face_stabilise`` is refused).
     progress : callable, optional
         ``progress(fold, frames_done, frames_total)``.
 
@@ -113,6 +113,11 @@ def extract_finetuned(run_dir: Path | str, *, clips: list[Clip], out_dir: Path |
         If a ``fold{k}.zarr`` already holds a cache made with another trunk or run.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if options.face_stabilise:
+        raise ConfigError(
+            f"face_stabilise cannot be combined with the fine-tuning run {run_dir}: the run's "
+            "face stage and stored transforms decide the frames its trunks were trained on. "
+            "Drop face_stabilise (--face-stabilise), or extract without the run.")
     run, metas = _run_folds(run_dir)
     resize_mode = run.get("config", {}).get("resize_mode", "stretch")
     entries = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -111,10 +111,50 @@ def embed_images(
     return out
 
 
+def embed_to_npy(paths: Sequence[Path | str], *, out: Path | str, **options: Any) -> np.ndarray:
+    """Embed image files (:func:`embed_images`) and write the ``(N, D)`` rows to ``out``.
+
+    What ``mer-cache embed`` runs. ``out`` is checked before the trunk is built or any image
+    decoded, so a folder there costs no embedding work.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Image files; the rows follow this order.
+    out : Path
+        The ``.npy`` file to write (its folder is created).
+    **options
+        As for :func:`embed_images` (``trunk`` is required).
+
+    Returns
+    -------
+    np.ndarray
+        The embeddings written, ``(N, D)`` float32.
+
+    Raises
+    ------
+    ConfigError
+        When ``out`` is a folder, and as :func:`embed_images`.
+    """
+    out = check_npy_out(out)
+    emb = embed_images(paths, **options)
+    save_npy(out, emb)
+    return emb
+
+
+def check_npy_out(out: Path | str) -> Path:
+    """``out`` as a Path; a ConfigError when it is an existing folder, not a file to write."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass the .npy file to write, e.g. "
+                          f"--out {out / 'embeddings.npy'}.")
+    return out
+
+
 def save_npy(out: Path | str, emb: np.ndarray) -> Path:
     """Write ``emb`` to exactly ``out`` (``np.save`` would append ``.npy`` to a bare name),
     through a temp file renamed into place, so a full disk never leaves half a file."""
-    out = Path(out)
+    out = check_npy_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:

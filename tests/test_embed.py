@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mer_cache.cli import app
-from mer_cache.embed import embed_images
+from mer_cache.embed import embed_images, embed_to_npy, save_npy
 from mer_cache.errors import ConfigError
 from mer_cache.frames import FrameDecodeError
 
@@ -65,3 +66,22 @@ def test_cli_writes_npy(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MER_CACHE_WEIGHTS", str(tmp_path / "empty"))
     res = runner.invoke(app, ["embed", str(paths[0]), "--out", str(out)])
     assert res.exit_code == 2  # default trunk, no weight file: a friendly error
+
+
+def test_an_out_folder_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    paths = _images(tmp_path, 2)
+    out = tmp_path / "emb.npy"
+    written = embed_to_npy(paths, out=out, trunk="tiny-cnn", weights="random")
+    np.testing.assert_array_equal(np.load(out), written)
+    assert written.shape == (2, 32)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a trunk was built for an --out that cannot be written")
+    monkeypatch.setattr("mer_cache.embed.create_trunk", no_work)
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path} is a folder; pass the .npy file")):
+        embed_to_npy(paths, out=tmp_path, trunk="tiny-cnn", weights="random")
+    with pytest.raises(ConfigError, match="is a folder"):
+        save_npy(tmp_path, written)  # not an IsADirectoryError from open()
+    res = CliRunner().invoke(app, ["embed", *map(str, paths), "--trunk", "tiny-cnn",
+                                   "--weights", "random", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from mer_cache.cli.common import LayerOpt, WeightsOpt, console, fail, run_guarded
-from mer_cache.errors import ConfigError
+from mer_cache.cli.common import LayerOpt, WeightsOpt, console, run_guarded
 
 ResizeOpt = Annotated[Literal["stretch", "center-crop"], typer.Option("--resize-mode", help="stretch: whole image to the input size; center-crop: the VGGFace2 evaluation crop.")]
 TrunkDefaultOpt = Annotated[str, typer.Option("--trunk", "-t", help="Trunk name (see `mer-cache weights list`), or tv:<torchvision name>.")]
@@ -26,15 +25,11 @@ def embed_cmd(
     face: Annotated[Literal["align", "none"], typer.Option("--face", help="align: find each image's face and warp it to the canonical crop first (needs `mer-cache faces fetch`); none: the whole image.")] = "none",
 ) -> None:
     """Embed image files with a trunk and write one row per image to a .npy file."""
-    from mer_cache.embed import embed_images, save_npy
+    from mer_cache.embed import embed_to_npy
 
-    if out.is_dir():
-        fail(ConfigError(f"--out {out} is a folder; pass the .npy file to write, e.g. "
-                         f"--out {out / 'embeddings.npy'}."))
-    emb = run_guarded(embed_images, images, trunk=trunk, weights=weights, layer=layer,
+    emb = run_guarded(embed_to_npy, images, out=out, trunk=trunk, weights=weights, layer=layer,
                       resize_mode=resize_mode, batch_size=batch_size, device=device, face=face)
-    written = run_guarded(save_npy, out, emb)
-    console.print(f"Wrote {written}: {emb.shape[0]} x {emb.shape[1]} float32 ({trunk}).", highlight=False)
+    console.print(f"Wrote {out}: {emb.shape[0]} x {emb.shape[1]} float32 ({trunk}).", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

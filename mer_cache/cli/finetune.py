@@ -19,9 +19,10 @@ from mer_cache.pipelines.configs import FinetuneConfig
 F = FinetuneConfig()  # every option's default
 
 RegionsOpt = Annotated[str, typer.Option(
-    "--regions", help="Moving face regions for the focus score: auto (synth.json when the root "
-                      "has one, else diff), synth, diff (onset-to-apex frame difference), or a "
-                      "JSON file {clip_id: [[x0, y0, x1, y1], ...]} in frame pixels.")]
+    "--regions", help="Moving face regions for the focus score: auto (the ground truth of a "
+                      "`mer-cache synth` dataset, its synth.json, else diff), synth, diff "
+                      "(onset-to-apex frame difference), or a JSON file "
+                      "{clip_id: [[x0, y0, x1, y1], ...]} in frame pixels.")]
 
 
 FACE_HELP = ("align (detect once per clip, warp every frame to a canonical face crop), none "
@@ -72,7 +73,6 @@ def finetune(
 ) -> None:
     """Fine-tune the trunk from layer l_s on, one trunk per fold, and score frames (Exp-I)."""
     from mer_cache.pipelines import resolve_device
-    from mer_cache.pipelines import resolve_regions
     from mer_cache.pipelines import finetune as run_finetune
 
     device, note = run_guarded(resolve_device, gpu)
@@ -84,7 +84,6 @@ def finetune(
                          lr=lr, frames_per_class=frames_per_class, rotation_deg=rotation,
                          device=str(device), amp=amp, face=face)
     clips = run_guarded(_load, dataset, root, dataset_option)
-    source = run_guarded(resolve_regions, regions, root) if from_layer == "auto" else None
     with Progress(TextColumn("[bold]fold {task.fields[fold]}[/]"), BarColumn(),
                   TextColumn("epoch {task.completed}/{task.total} loss {task.fields[loss]}"),
                   console=err_console, disable=not is_tty()) as bar:
@@ -96,11 +95,12 @@ def finetune(
             elif ev.kind == "epoch":
                 bar.update(task, completed=ev.epoch, loss=f"{ev.loss:.3f}")
 
-        result = run_guarded(run_finetune, clips, config=config, out=out, regions=source,
+        result = run_guarded(run_finetune, clips, config=config, out=out, regions=regions,
                              progress=progress)
     for k, ranking in sorted(result.layer_rankings.items()):
         console.print(_ranking_table(f"Fold {k}: Grad-CAM focus of the base trunk on its training "
-                                     f"subjects (from-layer auto)", ranking))
+                                     f"subjects (from-layer auto, regions: {result.regions})",
+                                     ranking))
     chosen = {rec["fold"]: rec.get("from_layer", result.config.from_layer) for rec in result.folds}
     console.print("l_s = " + ", ".join(f"fold {k}: {v}" for k, v in sorted(chosen.items())))
     table = Table(title=f"Exp-I frame-level scores ({result.config.protocol}, {result.out})")
@@ -154,7 +154,6 @@ def gradcam(
     dataset_option: DatasetOptionsOpt = [],
 ) -> None:
     """Grad-CAM heat maps per layer on apex frames, with a focus score per layer."""
-    from mer_cache.pipelines import resolve_regions
     from mer_cache.pipelines import run_gradcam
     from mer_cache.trunks import create_trunk
 
@@ -162,13 +161,12 @@ def gradcam(
     base = run_guarded(create_trunk, trunk, layer=layer,
                        weights=Path(weights) if weights not in (None, "random") else weights)
     clips = run_guarded(_load, dataset, root, dataset_option)
-    source = run_guarded(resolve_regions, regions, root)
     report = run_guarded(run_gradcam, clips, trunk=base, out=out, layers=names, n_clips=n_clips,
-                         regions=source, checkpoint=checkpoint, face=face, seed=seed)
+                         regions=regions, checkpoint=checkpoint, face=face, seed=seed)
     for png in report.pngs:
         console.print(f"wrote {png}")
     frames = "aligned face crops" if report.face else "whole frames"
-    console.print(f"focus scores: {report.out / 'focus.json'} (regions: {source.kind}; frames: "
+    console.print(f"focus scores: {report.out / 'focus.json'} (regions: {report.regions}; frames: "
                   f"{frames})")
     if suggest_layer:
         console.print(_ranking_table("Base trunk: share of CAM mass on moving regions", report.ranking))

@@ -26,15 +26,28 @@ CROPPED_FOLDERS = {"cropped", "casme2_cropped", "casme_cropped", "smic_all_cropp
                    "gray_micro_crop"}
 
 
-def _synth_layout(clip: Clip) -> str | None:
+def synth_manifest(clip: Clip) -> Path | None:
+    """The ``synth.json`` of the ``mer-cache synth`` dataset ``clip`` comes from, or None.
+
+    Looked for in the 6 folders above the clip's folder (the smic layout's clips are 4
+    below the root: ``HS/s1/micro/negative/<clip>``). ``--face auto`` and the Grad-CAM
+    regions ``auto`` both find the synthetic data this way.
+    """
     for parent in list(clip.source.parents)[:6]:
         manifest = parent / "synth.json"
         if manifest.is_file():
-            try:
-                return json.loads(manifest.read_text()).get("layout")
-            except (OSError, ValueError):
-                return None
+            return manifest
     return None
+
+
+def _synth_layout(clip: Clip) -> str | None:
+    manifest = synth_manifest(clip)
+    if manifest is None:
+        return None
+    try:
+        return json.loads(manifest.read_text()).get("layout")
+    except (OSError, ValueError):
+        return None
 
 
 def _cropped(clip: Clip) -> bool:

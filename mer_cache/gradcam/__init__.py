@@ -5,9 +5,9 @@ the moving face regions; :func:`run_gradcam` writes the PNG grids (before/after 
 """
 
 from mer_cache.gradcam.cam import ClassLogitTarget, EmbeddingNormTarget, GradCAM
-from mer_cache.gradcam.focus import RegionSource, focus_score, resolve_regions
+from mer_cache.gradcam.focus import RegionSource, focus_score, regions_for_clips, resolve_regions
 from mer_cache.gradcam.report import FineTuned, GradcamReport, run_gradcam
 from mer_cache.gradcam.suggest import suggest_layer
 
 __all__ = ["ClassLogitTarget", "EmbeddingNormTarget", "FineTuned", "GradCAM", "GradcamReport", "RegionSource",
-           "focus_score", "resolve_regions", "run_gradcam", "suggest_layer"]
+           "focus_score", "regions_for_clips", "resolve_regions", "run_gradcam", "suggest_layer"]

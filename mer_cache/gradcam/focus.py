@@ -16,6 +16,7 @@ alignment when frames are aligned (:mod:`mer_cache.faces`), then the stretch or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from PIL import Image
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.faces import ClipAlignment
+from mer_cache.faces.defaults import synth_manifest
 from mer_cache.frames import load_frame
 from mer_cache.trunks.spec import Preprocessing
 
@@ -50,6 +52,14 @@ class RegionSource:
 
     def has_regions(self, clip: Clip) -> bool:
         return self.kind == "diff" or bool(self.boxes.get(clip.clip_id))
+
+    def identity(self) -> dict:
+        """The kind and a digest of the boxes and apex frames (None for diff): what a
+        fine-tuning run records, so its folds all choose l_s against the same regions."""
+        if self.kind == "diff":
+            return {"kind": "diff", "sha256": None}
+        blob = json.dumps([self.boxes, self.apex, self.onset], sort_keys=True).encode()
+        return {"kind": self.kind, "sha256": hashlib.sha256(blob).hexdigest()}
 
 
 def synth_regions(root: Path | str) -> RegionSource:
@@ -98,8 +108,48 @@ def boxes_file_regions(path: Path | str) -> RegionSource:
     return RegionSource("boxes", boxes, origin=str(path))
 
 
+def regions_for_clips(spec: RegionSource | str | None, clips: list[Clip]) -> RegionSource:
+    """The moving regions ``spec`` names, for ``clips`` (the library's and the CLI's default).
+
+    ``auto`` (and None): the ground truth of the ``mer-cache synth`` dataset the clips come
+    from (its ``synth.json``, found above the clip folders as ``--face auto`` finds it) when
+    they all come from one, else ``diff``; ``synth``: that ground truth, an error without it;
+    ``diff``; any other string: a boxes JSON file. A :class:`RegionSource` is used as it is.
+
+    Raises
+    ------
+    DatasetError
+        ``synth`` for clips that are not all from one synthetic dataset.
+    ConfigError
+        A boxes file that cannot be read.
+    """
+    if isinstance(spec, RegionSource):
+        return spec
+    spec = spec or "auto"
+    if spec in ("auto", "synth"):
+        found = {c.clip_id: synth_manifest(c) for c in clips}
+        manifests = set(found.values())
+        if len(manifests) == 1 and None not in manifests:
+            return synth_regions(manifests.pop().parent)
+        if spec == "auto":
+            return RegionSource("diff")
+        plain = [cid for cid, m in found.items() if m is None]
+        where = (f"{len(plain)} of {len(clips)} clips (e.g. {plain[0]}) have no synth.json above "
+                 "their folder" if plain else f"the clips come from {len(manifests)} synthetic "
+                 f"datasets ({', '.join(sorted(str(m.parent) for m in manifests))})")
+        raise DatasetError(f"--regions synth needs clips of one `mer-cache synth` dataset, but "
+                           f"{where}. Use --regions diff (frame differences) or a boxes JSON file.")
+    if spec == "diff":
+        return RegionSource("diff")
+    return boxes_file_regions(spec)
+
+
 def resolve_regions(spec: str, root: Path | str | None) -> RegionSource:
-    """``auto`` (synth.json if ``root`` has one, else diff), ``synth``, ``diff`` or a JSON path."""
+    """``auto`` (synth.json if ``root`` has one, else diff), ``synth``, ``diff`` or a JSON path.
+
+    For a given dataset root; the library and the CLI resolve from the clips instead
+    (:func:`regions_for_clips`), which finds the same synth.json from the clips' folders.
+    """
     if spec == "auto":
         spec = "synth" if root is not None and (Path(root) / "synth.json").is_file() else "diff"
     if spec == "synth":

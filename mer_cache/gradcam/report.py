@@ -19,7 +19,7 @@ from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.faces import FaceStage
 from mer_cache.gradcam.cam import ClassLogitTarget, EmbeddingNormTarget, GradCAM
 from mer_cache.gradcam.figures import write_grid
-from mer_cache.gradcam.focus import RegionSource
+from mer_cache.gradcam.focus import RegionSource, regions_for_clips
 from mer_cache.gradcam.suggest import align_picked, clip_views, compute_cams, pick_clips, rank_layers
 from mer_cache.trunks.base import Trunk
 
@@ -48,6 +48,7 @@ class GradcamReport:
     clip_ids: list[str] = field(default_factory=list)
     targets: dict = field(default_factory=dict)
     face: dict | None = None  # the face stage's identity; None: whole frames
+    regions: str = "diff"  # the kind of moving regions scored against: synth, boxes or diff
     failed: dict[str, str] = field(default_factory=dict)  # picked clip id -> why it is not drawn
 
 
@@ -61,7 +62,7 @@ def _captions(ranking: list[dict], suffix: str) -> dict[str, list[str]]:
 
 def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
                 layers: list[str] | None = None, n_clips: int = 4,
-                regions: RegionSource | None = None, tuned: FineTuned | None = None,
+                regions: RegionSource | str = "auto", tuned: FineTuned | None = None,
                 face: FaceStage | None = None, seed: int = 0) -> GradcamReport:
     """Grad-CAM of ``layers`` on apex frames of ``n_clips`` clips; PNG grids and ``focus.json``.
 
@@ -74,8 +75,11 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
         Folder for ``gradcam_XX.png`` and ``focus.json``.
     layers : list of str, optional
         Candidate layers (default: every spatial layer of the trunk).
-    regions : RegionSource, optional
-        Moving regions (default: onset-to-apex frame differences).
+    regions : RegionSource or {"auto", "synth", "diff"} or str
+        Moving regions, resolved from ``clips``
+        (:func:`~mer_cache.gradcam.focus.regions_for_clips`):
+        ``auto`` takes the synthetic ground truth (``synth.json``) of clips from
+        ``mer-cache synth``, else onset-to-apex frame differences; or a boxes JSON file.
     tuned : FineTuned, optional
         A fine-tuned trunk (``fold{k}.pt`` of ``mer-cache finetune``, loaded by the job API
         :func:`mer_cache.pipelines.run_gradcam`): its maps are drawn next to the base
@@ -94,7 +98,7 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
     DatasetError
         When no clip has a usable moving region.
     """
-    regions = regions or RegionSource("diff")
+    regions = regions_for_clips(regions, clips)
     layers = list(layers or trunk.cam_modules())
     GradCAM(trunk, layers)  # validates the names before any work
     after = None
@@ -118,7 +122,8 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str,
     report = GradcamReport(out=Path(out), layers=layers, ranking=ranking,
                            clip_ids=[v.clip.clip_id for v in views],
                            targets={"before": "embedding norm"},
-                           face=face.identity() if face is not None else None, failed=failed)
+                           face=face.identity() if face is not None else None, failed=failed,
+                           regions=regions.kind)
     cams_after, captions_after = None, {}
     if after is not None:
         ft_trunk, target, meta = after

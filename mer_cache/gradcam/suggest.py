@@ -23,7 +23,7 @@ from mer_cache.faces.stage import aligned_frame
 from mer_cache.frames import load_frame
 from mer_cache.gradcam.cam import EmbeddingNormTarget, GradCAM, Target
 from mer_cache.gradcam.focus import (
-    FrameLoader, RegionSource, focus_score, frame_indices, region_mask,
+    FrameLoader, RegionSource, focus_score, frame_indices, region_mask, regions_for_clips,
 )
 from mer_cache.trunks.base import Trunk
 from mer_cache.trunks.spec import Preprocessing
@@ -121,7 +121,7 @@ def rank_layers(views: list[ClipView], cams: dict[str, np.ndarray]) -> list[dict
     return rows
 
 
-def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | None = None,
+def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | str = "auto",
                   layers: list[str] | None = None, n_clips: int = 16, seed: int = 0,
                   target: Target | None = None, face: FaceStage | None = None) -> list[dict]:
     """Rank spatial layers by focus on the moving regions; the first is the suggestion.
@@ -130,8 +130,11 @@ def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | No
     ----------
     clips : list of Clip
     trunk : Trunk
-    regions : RegionSource, optional
-        Default: onset-to-apex frame differences.
+    regions : RegionSource or {"auto", "synth", "diff"} or str
+        Moving regions, resolved from ``clips``
+        (:func:`~mer_cache.gradcam.focus.regions_for_clips`):
+        ``auto`` takes the synthetic ground truth (``synth.json``) of clips from
+        ``mer-cache synth``, else onset-to-apex frame differences.
     layers : list of str, optional
         Candidate layers (default: all of ``trunk.cam_modules()``).
     n_clips : int
@@ -149,7 +152,7 @@ def suggest_layer(clips: list[Clip], *, trunk: Trunk, regions: RegionSource | No
     TrunkError
         For an unknown layer name (the valid names are listed).
     """
-    regions = regions or RegionSource("diff")
+    regions = regions_for_clips(regions, clips)
     layers = list(layers or trunk.cam_modules())
     GradCAM(trunk, layers)  # an unknown layer fails here, before any frame is decoded
     picked = pick_clips(clips, regions, n_clips=n_clips, seed=seed)

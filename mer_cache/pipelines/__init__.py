@@ -33,7 +33,7 @@ _EXPORTS = {
     "run_flow_extract_job": "flow_jobs", "FlowConfig": "flow_jobs",
     "face_problems": "faces_jobs", "fetch_mtcnn": "faces_jobs", "load_mtcnn_state": "faces_jobs",
     "write_preview": "faces_jobs",
-    "run_gradcam": "gradcam", "resolve_regions": "gradcam",
+    "run_gradcam": "gradcam", "resolve_regions": "gradcam", "regions_for_clips": "gradcam",
     "predict_clips": "predict", "Prediction": "predict",
     "ExtractOptions": "extract", "resolve_device": "extract",
 }

@@ -42,6 +42,7 @@ from mer_cache.finetune.saved import (
     stored_face_alignments, write_json,
 )
 from mer_cache.finetune.train import base_trunk, predict_frames, train_fold
+from mer_cache.gradcam.focus import RegionSource, regions_for_clips
 from mer_cache.gradcam.suggest import suggest_layer
 from mer_cache.protocol.assignment import ClipFolds, clip_folds
 from mer_cache.protocol.epochs import Progress, ProgressEvent
@@ -69,6 +70,8 @@ class FinetuneResult:
     seconds: float = 0.0
     # clip id -> why it was left out (no usable face in its first frames; face="align" only)
     failed: dict[str, str] = field(default_factory=dict)
+    # with from_layer 'auto': the kind of moving regions l_s was chosen against (synth, boxes, diff)
+    regions: str | None = None
 
 
 def _subjects(cf: ClipFolds, positions: np.ndarray) -> list[str]:
@@ -83,7 +86,9 @@ def _check_run(out: Path, run: dict) -> None:
     # run folders written before fine-tuning had a face stage trained on whole frames
     old.setdefault("face", None)
     old.get("config", {}).setdefault("face", "none")
-    diffs = []
+    # run folders written before the regions were recorded cannot tell: they are not refused
+    old.setdefault("regions", run.get("regions"))
+    diffs = _regions_diff(old.get("regions"), run.get("regions"))
     for section in ("config", "data", "assignment_sha256", "base_weights_sha256", "face"):
         a, b = old.get(section), run.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -94,6 +99,18 @@ def _check_run(out: Path, run: dict) -> None:
     if diffs:
         raise ConfigError(f"{out} holds a fine-tuning run with other settings: {'; '.join(diffs)}. "
                           "Rerun with the same options to resume it, or choose another --out.")
+
+
+def _regions_diff(old: dict | None, new: dict | None) -> list[str]:
+    """Why a run folder's moving regions (from_layer 'auto') differ from this run's, if they do."""
+    if old == new or old is None or new is None:  # None: l_s fixed, the regions are not used
+        return []
+    kind = old["kind"]
+    this = f"other {kind} boxes" if kind == new["kind"] else f"{new['kind']} regions"
+    hint = "the same boxes file" if kind == "boxes" else kind
+    return [f"regions: its folds choose l_s by Grad-CAM focus on {kind} regions and this run "
+            f"on {this}, so one run's folds would be chosen against different regions (pass "
+            f"--regions {hint} to resume it)"]
 
 
 def _done_record(out: Path, k: int) -> dict | None:
@@ -117,7 +134,8 @@ def _align(out: Path, clips: list[Clip], stage: FaceStage) -> list[ClipAlignment
 
 
 def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
-             regions=None, progress: Progress | None = None) -> FinetuneResult:
+             regions: RegionSource | str = "auto", progress: Progress | None = None
+             ) -> FinetuneResult:
     """Fine-tune and evaluate one trunk per fold; write ``fold{k}.pt`` and ``metrics.json``.
 
     Parameters
@@ -127,10 +145,13 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     config : FinetuneConfig
     out : Path
         Run folder; finished folds found there (same settings) are kept.
-    regions : RegionSource, optional
-        Moving-face regions for ``from_layer='auto'`` (see :mod:`mer_cache.gradcam.focus`);
-        default: onset-to-apex frame differences. With ``auto``, every fold chooses its own
-        l_s on its training subjects (recorded in its checkpoint and record).
+    regions : RegionSource or {"auto", "synth", "diff"} or str
+        Moving-face regions for ``from_layer='auto'``, resolved from the clips
+        (:func:`mer_cache.gradcam.focus.regions_for_clips`): ``auto`` takes the ground truth
+        (``synth.json``) of clips from ``mer-cache synth``, else onset-to-apex frame
+        differences. Every fold chooses its own l_s on its training subjects (recorded in its
+        checkpoint and record); the regions are part of the run's identity (``run.json``),
+        so a resume against other regions is refused.
     progress : callable, optional
         Receives a :class:`FinetuneEvent` per fold and epoch.
 
@@ -143,7 +164,7 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     Raises
     ------
     ConfigError
-        If ``out`` holds a run with other settings.
+        If ``out`` holds a run with other settings (moving regions included).
     DatasetError
         If no clip, or no training clip of some fold, has a usable face (``face="align"``).
     ProtocolError, LabelError, TrunkError
@@ -156,10 +177,13 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     kept = [clips[i] for i in cf.keep]
     config = replace(config, face=resolve_face_mode(config.face, kept))
     stage = FaceStage() if config.face == "align" else None
+    # resolved once from every kept clip, so all folds score against the same regions
+    source = regions_for_clips(regions, kept) if config.from_layer == "auto" else None
     face = stage.identity() if stage is not None else None
     base = base_trunk(config)
     run = {"config": config.identity(), "assignment_sha256": cf.assignment_sha256,
            "base_weights_sha256": base.weights_sha256, "face": face,
+           "regions": source.identity() if source is not None else None,
            "data": {"catalogue_sha256": catalogue_sha256(kept), "n_clips": len(kept),
                     "classes": list(cf.classes)}}
     _check_run(out, run)
@@ -195,7 +219,7 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
         if config.from_layer == "auto":
             # l_s by Grad-CAM focus on this fold's training subjects only, never its test ones
             train_clips = [kept[i] for i in selection_positions(fold) if kept[i].clip_id not in failed]
-            ranking = suggest_layer(train_clips, trunk=base, regions=regions, seed=config.seed,
+            ranking = suggest_layer(train_clips, trunk=base, regions=source, seed=config.seed,
                                     face=cam_face)
             resolved = replace(config, from_layer=ranking[0]["layer"])
             rankings[fold.index] = ranking
@@ -237,7 +261,8 @@ def finetune(clips: list[Clip], *, config: FinetuneConfig, out: Path | str,
     write_json(out / "metrics.json", metrics)
     return FinetuneResult(out=out, config=config, metrics=metrics, folds=records,
                           skipped=skipped, layer_rankings=rankings,
-                          seconds=time.perf_counter() - t_start, failed=failed)
+                          seconds=time.perf_counter() - t_start, failed=failed,
+                          regions=source.kind if source is not None else None)
 
 
 def _check_faces(cf: ClipFolds, clip_of_frame: np.ndarray, failed: dict[str, str]) -> None:

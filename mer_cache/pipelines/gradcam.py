@@ -14,7 +14,7 @@ from mer_cache.errors import ConfigError
 from mer_cache.faces import FaceStage
 from mer_cache.faces.defaults import resolve_face_mode
 from mer_cache.finetune.saved import load_fold_model, run_face_stage
-from mer_cache.gradcam.focus import RegionSource, resolve_regions  # noqa: F401  (job API)
+from mer_cache.gradcam.focus import RegionSource, regions_for_clips, resolve_regions  # noqa: F401  (job API)
 from mer_cache.gradcam.report import FineTuned, GradcamReport
 from mer_cache.gradcam.report import run_gradcam as _run_gradcam
 from mer_cache.trunks.base import Trunk
@@ -25,13 +25,16 @@ def _frames(aligned: bool) -> str:
 
 
 def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str, layers: list[str] | None = None,
-                n_clips: int = 4, regions: RegionSource | None = None,
+                n_clips: int = 4, regions: RegionSource | str = "auto",
                 checkpoint: Path | str | None = None, face: str | None = None,
                 seed: int = 0) -> GradcamReport:
     """Grad-CAM of ``layers`` on apex frames (see :func:`mer_cache.gradcam.run_gradcam`).
 
     Parameters
     ----------
+    regions : RegionSource or {"auto", "synth", "diff"} or str
+        Moving regions, resolved from ``clips`` (:func:`regions_for_clips`): ``auto`` takes
+        the ground truth of a ``mer-cache synth`` dataset, else frame differences.
     checkpoint : Path, optional
         A ``fold{k}.pt`` of ``mer-cache finetune``, loaded with its classifier
         (``fold{k}.head.pt``) and drawn beside the base trunk.
@@ -47,6 +50,7 @@ def run_gradcam(clips: list[Clip], *, trunk: Trunk, out: Path | str, layers: lis
         When ``face`` differs from what the checkpoint was fine-tuned on: its maps would be
         of frames it never saw.
     """
+    regions = regions_for_clips(regions, clips)  # a bad boxes file fails before any loading
     tuned, stage = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)

@@ -93,8 +93,9 @@ def load_mtcnn_state(directory: Path | None = None) -> dict[str, dict]:
             raise WeightsError(
                 f"The face detector's weights are missing ({path}). Fetch them once with "
                 "`mer-cache faces fetch` (pip downloads the MIT-licensed facenet-pytorch "
-                "2.6.0 wheel from PyPI and the files are verified by sha256), or use "
-                "--face none.")
+                "2.6.0 wheel from PyPI and the files are verified by sha256), or, where "
+                "whole frames will do, pass --face none (not for a run or checkpoint trained "
+                "on aligned faces).")
         if sha256_file(path) != digest:
             raise WeightsError(f"{path} is not facenet-pytorch 2.6.0's {name}.pt (sha256 "
                                "differs). Delete it and run `mer-cache faces fetch` again.")

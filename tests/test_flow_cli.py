@@ -47,6 +47,13 @@ def test_extract_flow_refuses_trunk_options(synth_root, tmp_path):
     res = _run("extract", "--features", "flow", "--dataset", "smic", "--root", synth_root,
                "--out", tmp_path / "f.zarr", "--trunk", "tiny-cnn")
     assert res.exit_code == 2 and "--trunk cannot be combined with --features flow" in res.output
+    # options with defaults are refused when typed, not silently ignored (--dtype float16
+    # used to store float32 without a word)
+    res = _run("extract", "--features", "flow", "--dataset", "smic", "--root", synth_root,
+               "--out", tmp_path / "f.zarr", "--dtype", "float16", "--batch-size", "8")
+    assert res.exit_code == 2
+    assert "--batch-size, --dtype cannot be combined with --features flow" in " ".join(res.output.split())
+    assert not (tmp_path / "f.zarr").exists()
     res = _run("extract", "--features", "optical", "--dataset", "smic", "--root", synth_root,
                "--out", tmp_path / "f.zarr")
     assert res.exit_code == 2 and "--features must be embeddings or flow" in res.output

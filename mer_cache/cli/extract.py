@@ -44,6 +44,7 @@ FinetunedRunOpt = Annotated[Optional[Path], typer.Option(
 
 
 def extract(
+    ctx: typer.Context,
     dataset: DatasetOpt,
     root: RootOpt,
     out: Annotated[Path, typer.Option("--out", help="Cache folder (.zarr), or with --finetuned-run the folder of fold caches; rerun to resume.")],
@@ -76,9 +77,14 @@ def extract(
         if face_stabilise:
             fail(ConfigError("--face-stabilise is for embeddings: the flow is measured between "
                              "two frames and TV-L1 follows the head sway itself. Drop it."))
+        # options with a default are refused only when typed (the flow job has none of them)
+        typed = {f"--{name.replace('_', '-')}": True for name in
+                 ("gpu", "batch_size", "workers", "amp", "dtype")
+                 if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
         extract_flow(dataset=dataset, root=root, out=out, dataset_option=dataset_option,
                      ignored={"--trunk": trunk, "--weights": weights, "--layer": layer,
-                              "--resize-mode": resize_mode, "--finetuned-run": finetuned_run},
+                              "--resize-mode": resize_mode, "--finetuned-run": finetuned_run,
+                              **typed},
                      face=face or "auto")
         return
     from mer_cache.pipelines import ExtractJob, ExtractOptions, run_extract_job

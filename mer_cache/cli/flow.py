@@ -23,8 +23,9 @@ def extract_flow(*, dataset: str, root: Path, out: Path, dataset_option: list[st
     given = [name for name, value in ignored.items() if value is not None]
     if given:
         fail(ConfigError(f"{', '.join(given)} cannot be combined with --features flow: flow "
-                         "features use no trunk (TV-L1 between the onset and apex frames, "
-                         "parameters in the cache fingerprint). Drop them."))
+                         "features use no trunk, batches, device or stored-dtype choice (TV-L1 "
+                         "between the onset and apex frames on the CPU, float32, parameters in "
+                         "the cache fingerprint). Drop them."))
     options = run_guarded(parse_dataset_options, dataset_option)
     with Progress(TextColumn("[bold]flow[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} clips"),
                   TimeRemainingColumn(), console=err_console, transient=False) as bar:

@@ -75,7 +75,13 @@ def diff_fingerprints(stored: dict, new: dict, *, identity_fields: tuple[str, ..
         out = []
         for f in fields:
             a, b = stored.get(f), new.get(f)
-            if a != b:
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):  # name the keys that differ
+                # (cut at 80 characters, two face settings looked alike)
+                out += [f"{f}.{k}: cache has {_short(a.get(k))}, this run has {_short(b.get(k))}"
+                        for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            else:
                 out.append(f"{f}: cache has {_short(a)}, this run has {_short(b)}")
         return out
 

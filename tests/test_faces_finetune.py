@@ -260,7 +260,8 @@ def test_a_clip_without_a_face_is_left_out_with_its_reason(aligned_run, tmp_path
     text = " ".join(res.output.split())
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output and "--face align" in text
-    assert f"{faceless.clip_id}: {faceless.clip_id}: no face found in its first 5 frames" in text
+    assert f"{faceless.clip_id}: no face found in its first 5 frames" in text
+    assert text.count(f"{faceless.clip_id}:") == 1  # the id once, not twice
     assert (tmp_path / "run" / "fold1.pt").is_file()  # the others trained
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["pooled"]["n"] == sum(len(c.frames) for c in clips) - len(faceless.frames)

@@ -138,12 +138,19 @@ def test_extract_names_the_face_stage_and_the_clips_with_several_faces(feat_medi
         folder.mkdir(parents=True)
         for i in range(3):
             shutil.copy(feat_media / name, folder / f"img{i}.jpg")
+    from PIL import Image
+
+    grey = tmp_path / "data" / "s1" / "x" / "grey"
+    grey.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (320, 240), (128, 128, 128)).save(grey / f"img{i}.jpg")
     res = run_cli("extract", "--dataset", "folder", "--root", tmp_path / "data", "--face", "align",
                   "--trunk", "tiny-cnn", "--out", tmp_path / "c.zarr",
                   env={"MER_CACHE_WEIGHTS": str(mtcnn_weights)})
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # the grey clip fails alone
     assert "face stage" in res.output and "align" in res.output
     text = " ".join(res.output.split())
+    assert text.count("folder/s1/grey:") == 1 and "folder/s1/grey: no face found" in text
     assert "1 clip(s) show several faces" in text and "multi_face" in text
     assert "single_face" not in text.split("several faces")[1]
 

@@ -90,6 +90,13 @@ def parse_dataset_options(pairs: list[str]) -> dict:
     return out
 
 
+def print_failed(failed: dict[str, str]) -> None:
+    """One line per failed clip: its id, then the reason (without the id a reason from the
+    face stage already starts with)."""
+    for cid, reason in failed.items():
+        console.print(f"  {cid}: {reason.removeprefix(f'{cid}: ')}", highlight=False)
+
+
 def is_tty() -> bool:
     return sys.stderr.isatty()
 

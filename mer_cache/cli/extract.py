@@ -16,7 +16,7 @@ from rich.table import Table
 
 from mer_cache.cli.common import (
     DatasetOpt, DatasetOptionsOpt, LayerOpt, RootOpt, WeightsOpt, console, err_console, fail,
-    parse_dataset_options, run_guarded,
+    parse_dataset_options, print_failed, run_guarded,
 )
 from mer_cache.errors import ConfigError
 
@@ -156,8 +156,7 @@ def extract(
             highlight=False)
     if result.failed:
         console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to retry them):")
-        for cid, reason in result.failed.items():
-            console.print(f"  {cid}: {reason}", highlight=False)
+        print_failed(result.failed)
         raise typer.Exit(1)
     console.print(f"Cache complete: {result.complete}")
 
@@ -195,8 +194,7 @@ def _extract_finetuned(run_dir: Path, *, dataset: str, root: Path, out: Path, gp
     if result.failed:
         console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to "
                       "retry them):")
-        for cid, reason in result.failed.items():
-            console.print(f"  {cid}: {reason}", highlight=False)
+        print_failed(result.failed)
         raise typer.Exit(1)
     console.print(f"Fold caches complete: {result.complete}. Train heads on them with "
                   f"`mer-cache train-head --cache {result.out_dir} ...` and the run's protocol, "

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mer_cache.cli.common import (
     DatasetOpt, DatasetOptionsOpt, LayerOpt, RootOpt, SeedOpt, TrunkOpt, WeightsOpt, console,
-    err_console, is_tty, parse_dataset_options, run_guarded,
+    err_console, is_tty, parse_dataset_options, print_failed, run_guarded,
 )
 from mer_cache.errors import ConfigError
 from mer_cache.pipelines.configs import FinetuneConfig
@@ -132,8 +132,7 @@ def _report_failed(failed: dict[str, str], what: str) -> None:
     if not failed:
         return
     console.print(f"[red]{len(failed)} clip(s) {what}[/] (no usable face):")
-    for cid, reason in failed.items():
-        console.print(f"  {cid}: {reason}", highlight=False)
+    print_failed(failed)
     raise typer.Exit(1)
 
 

@@ -11,7 +11,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mer_cache.cli.common import console, err_console, fail, parse_dataset_options, run_guarded
+from mer_cache.cli.common import (
+    console, err_console, fail, parse_dataset_options, print_failed, run_guarded,
+)
 from mer_cache.errors import ConfigError
 
 
@@ -43,8 +45,7 @@ def extract_flow(*, dataset: str, root: Path, out: Path, dataset_option: list[st
     console.print(table)
     if result.failed:
         console.print(f"[red]{len(result.failed)} clip(s) failed[/] (rerun the same command to retry them):")
-        for cid, reason in result.failed.items():
-            console.print(f"  {cid}: {reason}", highlight=False)
+        print_failed(result.failed)
         raise typer.Exit(1)
     console.print(f"Flow cache complete: {result.complete}. Train a flow head with "
                   f"`mer-cache train-head --cache {result.path} --arch ststnet ...`.", highlight=False)

@@ -274,3 +274,29 @@ def test_missing_weights_fail_before_worker_processes_start(tmp_path):
     with pytest.raises(WeightsError) as exc:
         align_clips(clips, weights=tmp_path, workers=2)
     assert "faces fetch" in str(exc.value) and "Traceback" not in str(exc.value)
+
+
+def test_a_face_larger_than_the_crop_is_averaged_down_not_sampled():
+    """A 512 px crop of a face twice that size: same geometry as the plain warp (a smooth
+    ramp lands where it did), but sensor noise is averaged instead of aliased into it."""
+    import cv2
+
+    from mer_cache.faces import ClipAlignment
+    from mer_cache.faces.align import warp_frame
+
+    side, s = 512, 0.5
+    m = [[s, 0.0, -100.0], [0.0, s, -40.0]]  # raw -> crop, shrinking by 2
+    a = ClipAlignment(m, side, None, None, 1, 1, 1)
+    yy, xx = np.mgrid[0:1088, 0:2040].astype(np.float64)
+    ramp = ((xx + 2 * yy) / 4 % 250).astype(np.uint8)  # 1.5 grey levels per crop px
+    plain = cv2.warpAffine(ramp, np.asarray(m), (side, side), flags=cv2.INTER_LINEAR)
+    got = warp_frame(ramp, a)
+    inner = (slice(8, -8), slice(8, -8))  # away from the border
+    diff = (got.astype(int) - plain.astype(int))[inner]
+    diff = diff[np.abs(diff) < 20]  # not across the ramp's wrap-around
+    assert abs(diff.mean()) < 0.15  # the same geometry (a quarter-pixel shift gives 0.5)
+    rng = np.random.default_rng(0)
+    noise = np.clip(128 + rng.normal(0, 12, size=(1088, 2040)), 0, 255).astype(np.uint8)
+    sampled = cv2.warpAffine(noise, np.asarray(m), (side, side), flags=cv2.INTER_LINEAR)
+    averaged = warp_frame(noise, a)
+    assert averaged[inner].std() < 0.7 * sampled[inner].std()

@@ -110,7 +110,8 @@ def similarity_to_template(landmarks: np.ndarray, config: FaceConfig) -> tuple[n
     """(2x3 matrix raw px -> crop px, crop side) for ``landmarks`` (5, 2) in raw pixels.
 
     The crop keeps the face at about its native resolution (the trunk's resize then
-    downsamples it properly), bounded to 64..512 px.
+    downsamples it properly), bounded to 64..512 px (a larger face is area-resized down to
+    512 by :func:`warp_frame`).
     """
     import cv2
 
@@ -124,14 +125,32 @@ def similarity_to_template(landmarks: np.ndarray, config: FaceConfig) -> tuple[n
     return unit * crop_px, crop_px
 
 
+SHRINK_BELOW = 0.9  # warps that shrink more than this go through the face's native size
+
+
 def warp_frame(rgb: np.ndarray, alignment: ClipAlignment) -> np.ndarray:
-    """Warp one raw frame ``(H, W, 3)`` uint8 into the clip's aligned crop."""
+    """Warp one raw frame ``(H, W)`` or ``(H, W, 3)`` uint8 into the clip's aligned crop.
+
+    A face larger than the 512 px crop (SAMM's 2040x1088 frames) would be shrunk by the
+    bilinear warp alone, which samples instead of averaging and aliases sensor noise into
+    the crop: such a warp goes to the face's native size first, then is area-resized.
+    Crops that keep the native size (every face under ~250 px between the eyes) warp once.
+    """
     import cv2
 
     m = np.asarray(alignment.matrix, dtype=np.float64)
     side = alignment.crop_px
-    return cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # crop px per raw px
+    if scale >= SHRINK_BELOW:
+        return cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    native = round(side / scale)
+    ratio = side / native
+    # native pixel j is averaged into crop position (j + 0.5) * ratio - 0.5 (pixel centres)
+    big_m = np.hstack([m[:, :2] / ratio, (m[:, 2:] + 0.5) / ratio - 0.5])
+    big = cv2.warpAffine(rgb, big_m, (native, native), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
 
 
 # What to do when a clip has no usable face, as extract says it; predict and embed pass

@@ -179,8 +179,11 @@ def align_from_detections(dets: list[tuple[Detections, tuple[int, int]]],
     if not marks:
         searched = searched or (f"its first {len(dets)} frames (the reference frames the "
                                 "alignment is estimated from)")
-        return ClipAlignment(None, 0, None, None, **common,
-                             error=f"{clip_id}: no face found in {searched}. {advice}")
+        short = min(dets[0][1]) if dets else config.detect_short_side_px
+        smallest = config.min_face_px * max(1.0, short / config.detect_short_side_px)
+        return ClipAlignment(None, 0, None, None, **common, error=(
+            f"{clip_id}: no face found in {searched} (faces narrower than about "
+            f"{smallest:.0f} px are not looked for in these frames). {advice}"))
     median = np.median(np.stack(marks), axis=0)  # (5, 2), robust to one bad frame
     eye_px = float(np.linalg.norm(median[1] - median[0]))
     if eye_px < config.min_eye_distance_px:

@@ -188,3 +188,17 @@ def test_cli_gradcam_suggests_a_layer_and_names_valid_layers(tmp_path):
     assert "Suggested l_s" in res.output
     bad = CliRunner().invoke(app, [*args, "--layers", "layer2,pool9"])
     assert bad.exit_code == 2 and "layer1, layer2, layer3, layer4" in bad.output
+
+
+def test_video_clips_are_refused_with_what_to_do(tmp_path):
+    """Grad-CAM reads frame files: video clips used to be skipped silently, ending in "no
+    clip has a moving region"."""
+    from mer_cache.catalogue.clip import Clip
+    from mer_cache.errors import DatasetError
+    from mer_cache.gradcam.focus import RegionSource
+    from mer_cache.gradcam.suggest import pick_clips
+
+    clips = [Clip(dataset="video", subject="s1", clip_id=f"video/s1/c{k}", label="x", frames=(),
+                  fps=30.0, video=tmp_path / f"c{k}.mp4") for k in range(2)]
+    with pytest.raises(DatasetError, match="video files.*--dataset folder"):
+        pick_clips(clips, RegionSource("diff"), n_clips=2, seed=0)

@@ -40,7 +40,18 @@ class ClipView:
 
 
 def pick_clips(clips: list[Clip], source: RegionSource, *, n_clips: int, seed: int) -> list[Clip]:
-    """Up to ``n_clips`` clips with regions, alternating labels, seeded."""
+    """Up to ``n_clips`` clips with regions, alternating labels, seeded.
+
+    Raises
+    ------
+    DatasetError
+        When every clip is a video file: Grad-CAM reads frame files.
+    """
+    if clips and all(not c.frames for c in clips):
+        raise DatasetError(
+            f"Grad-CAM reads frame files, and these {len(clips)} clips are video files (e.g. "
+            f"{clips[0].source}). Write each video's frames to a folder (e.g. `ffmpeg -i "
+            "clip.mp4 clip/img%04d.jpg`) and use --dataset folder.")
     by_label: dict[str, list[Clip]] = defaultdict(list)
     for c in sorted(clips, key=lambda c: c.clip_id):
         if c.frames and source.has_regions(c):

@@ -8,8 +8,9 @@ forward, except the input gradient of the first layer, as the cached frames need
 the gradient into a recurrent layer's zero initial state).
 Elementwise work (BatchNorm, gates, ReLU, Adam) is left out: it is small next to the
 products, and leaving it out can only lower the reported rate. For ``bilstm`` the reverse
-direction counts one step: the readout ``out[:, -1]`` reads its state after the last frame
-only, and nothing else of it reaches the loss (``models.py``).
+direction counts one cell step from the zero state, its input product alone: the readout
+``out[:, -1]`` reads its state after the last frame only, nothing else of it reaches the
+loss, and its recurrent product multiplies the zero state (``models.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def step_flops(*, arch: str, distinct_frames: int, batch: int, window: int, in_d
     if arch in GATES:
         g, steps_in = GATES[arch], feat
         for _ in range(LAYERS[arch]):
-            runs = [t, 1] if arch == "bilstm" else [t]  # reverse: the last frame only
-            for steps in runs:  # input and hidden products per step; no gradient into h0 = 0
-                total += 3 * 2 * b * steps * g * hidden * (steps_in + hidden) - 2 * b * g * hidden ** 2
+            # input and hidden products per step; no gradient into h0 = 0
+            total += 3 * 2 * b * t * g * hidden * (steps_in + hidden) - 2 * b * g * hidden ** 2
+            if arch == "bilstm":  # reverse: one step from h0 = 0, the input product only
+                total += 3 * 2 * b * g * hidden * steps_in
             steps_in = hidden
         feat = hidden * (2 if arch == "bilstm" else 1)
         head_rows = b

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mer_cache.errors import ConfigError
@@ -101,11 +102,14 @@ class LSTMHead(TemporalHead):
 class BiLSTMHead(LSTMHead):
     """Exp-III: 1-layer Bi-LSTM decoder; readout ``out[:, -1]`` (see the module docstring).
 
-    ``out[:, -1]`` holds the reverse direction's state after the last frame alone, so
-    :meth:`decode` runs the reverse direction over that one frame instead of all T: the
-    same output and gradients as ``self.rnn(z)[0][:, -1]`` (tested), with the reverse
-    direction's T - 1 unread steps (about 46 % of the decoder's work at T = 13) skipped.
-    On CUDA the plain call is kept: cuDNN wants the module's single flat weight buffer.
+    ``out[:, -1]`` holds the reverse direction's state after the last frame alone: one LSTM
+    cell step from the zero state. :meth:`decode` computes that step directly instead of
+    running the reverse direction over all T frames: the same output and gradients as
+    ``self.rnn(z)[0][:, -1]`` (tested; ``weight_hh_l0_reverse``, which only ever multiplies
+    the zero state, gets none), without the reverse direction's T - 1 unread steps
+    (about 46 % of the decoder's work at T = 13) or a second oneDNN LSTM call, whose fixed
+    cost is most of the time of a one-step run. On CUDA the plain call is kept: cuDNN wants
+    the module's single flat weight buffer.
     """
 
     layers, bidirectional = 1, True
@@ -116,10 +120,24 @@ class BiLSTMHead(LSTMHead):
         b = z.shape[0]
         w = self.rnn._flat_weights  # [w_ih, w_hh, b_ih, b_hh] forward, then the same reverse
         h0 = z.new_zeros(1, b, self.rnn.hidden_size)
-        # torch.lstm is what nn.LSTM.forward calls; one direction at a time here
+        # torch.lstm is what nn.LSTM.forward calls; the forward direction alone here
         fwd = torch.lstm(z, (h0, h0), w[:4], True, 1, 0.0, self.training, False, True)[0]
-        rev = torch.lstm(z[:, -1:], (h0, h0), w[4:], True, 1, 0.0, self.training, False, True)[0]
-        return self.cls(torch.cat([fwd[:, -1], rev[:, 0]], dim=1))  # (B, 2H) -> (B, C)
+        rev = _lstm_step_from_zero(z[:, -1], w[4], w[6], w[7]).to(fwd.dtype)  # (B, H)
+        return self.cls(torch.cat([fwd[:, -1], rev], dim=1))  # (B, 2H) -> (B, C)
+
+
+def _lstm_step_from_zero(x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor,
+                         b_hh: torch.Tensor) -> torch.Tensor:
+    """(B, I) -> (B, H): an LSTM cell's output from the zero state h0 = c0 = 0, as nn.LSTM's.
+
+    From h0 = 0 the recurrent product ``w_hh @ h0`` is zero, so ``w_hh`` is left out and
+    gets no gradient (None, where nn.LSTM gives it zeros): Adam then skips it, where a zero
+    gradient moves it only through weight decay (0 by default). No output depends on it
+    either way. The product runs at the autocast precision, the gates in float32.
+    """
+    gates = F.linear(x, w_ih, b_ih).float() + b_hh  # (B, 4H): i, f, g, o
+    i, _, g, o = gates.chunk(4, dim=1)  # f multiplies c0 = 0
+    return torch.sigmoid(o) * torch.tanh(torch.sigmoid(i) * torch.tanh(g))
 
 
 class GRUHead(LSTMHead):

@@ -58,17 +58,23 @@ def _spy_alignments(monkeypatch) -> list[str]:
     return seen
 
 
+def _first_frame_broken(root: Path, out: Path):
+    """Garbage in the first frame of the first clip, then one extraction (it fails that clip).
+    Returns the clips, that frame, the clip's id, the frame's good bytes and the result."""
+    clips = load_catalogue("casme2", root)
+    frame, cid = clips[0].frames[0], clips[0].clip_id
+    good = frame.read_bytes()
+    frame.write_bytes(GARBAGE)
+    return clips, frame, cid, good, _extract(root, out)
+
+
 def _stored(out: Path) -> list[str]:
     return [json.dumps(v, sort_keys=True) for v in open_cache(out, require_complete=False).column("face")]
 
 
 def test_a_fixed_reference_frame_is_aligned_and_extracted_on_rerun(raw_root, tmp_path, monkeypatch):
-    clips = load_catalogue("casme2", raw_root)
-    frame, cid = clips[0].frames[0], clips[0].clip_id
-    good = frame.read_bytes()
-    frame.write_bytes(GARBAGE)
     out = tmp_path / "cache.zarr"
-    first = _extract(raw_root, out)
+    clips, frame, cid, good, first = _first_frame_broken(raw_root, out)
     assert set(first.failed) == {cid} and "Cannot decode frame" in first.failed[cid]
     before = _stored(out)
     cache = open_cache(out, require_complete=False)
@@ -93,12 +99,8 @@ def test_a_fixed_reference_frame_is_aligned_and_extracted_on_rerun(raw_root, tmp
 
 
 def test_a_still_broken_reference_frame_fails_again_with_its_new_reason(raw_root, tmp_path):
-    clips = load_catalogue("casme2", raw_root)
-    frame, cid = clips[0].frames[0], clips[0].clip_id
-    good = frame.read_bytes()
-    frame.write_bytes(GARBAGE)
     out = tmp_path / "cache.zarr"
-    first = _extract(raw_root, out)
+    _, frame, cid, good, first = _first_frame_broken(raw_root, out)
     assert "cannot identify image file" in first.failed[cid]
 
     frame.write_bytes(good[:len(good) // 2])  # "fixed" with a copy cut short
@@ -114,12 +116,8 @@ def test_a_still_broken_reference_frame_fails_again_with_its_new_reason(raw_root
 def test_a_crash_after_the_new_alignment_loses_nothing(raw_root, tmp_path, monkeypatch):
     """Killed after the new alignment is stored and before any frame is embedded: the done
     clips stay done, the new alignment is kept and the next rerun extracts the clip with it."""
-    clips = load_catalogue("casme2", raw_root)
-    frame, cid = clips[0].frames[0], clips[0].clip_id
-    good = frame.read_bytes()
-    frame.write_bytes(GARBAGE)
     out = tmp_path / "cache.zarr"
-    _extract(raw_root, out)
+    clips, frame, cid, good, _ = _first_frame_broken(raw_root, out)
     before = _stored(out)
     frame.write_bytes(good)
 

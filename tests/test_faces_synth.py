@@ -70,23 +70,44 @@ def test_parallel_alignment_gives_the_serial_result(raw_root, mtcnn_weights):  #
         np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-4)  # differently from two
 
 
-def test_few_clips_are_aligned_in_the_calling_process(raw_root, mtcnn_weights, monkeypatch):  # noqa: F811
+def test_few_clips_are_aligned_by_threads_of_the_calling_process(raw_root, mtcnn_weights,  # noqa: F811
+                                                                  monkeypatch):
     """Worker processes cost ~0.2 s to start: by default fewer than CLIPS_PER_WORKER clips
-    per worker are aligned without them, and the result is the same."""
+    per worker are aligned without them, by one thread per core of this process (one
+    torch thread each, restored after), and the result is the same, in clip order."""
+    import threading
+
+    import torch
     import torch.utils.data
 
     from mer_cache.faces import FaceConfig, align_clips
+    from mer_cache.faces import stage
     from mer_cache.faces.stage import CLIPS_PER_WORKER
 
     clips = load_catalogue("casme2", raw_root)[:CLIPS_PER_WORKER + 1]
-    want = align_clips(clips, FaceConfig(), weights=mtcnn_weights, workers=2)
+    want = align_clips(clips, FaceConfig(), weights=mtcnn_weights, workers=1)
 
     def no_workers(*args, **kwargs):
         raise AssertionError("worker processes were started for a few clips")
 
+    seen, align_one = [], stage.align_clip
+
+    def spy(clip, detector, config):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return align_one(clip, detector, config)
+
     monkeypatch.setattr(torch.utils.data, "DataLoader", no_workers)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    got = align_clips(clips, FaceConfig(), weights=mtcnn_weights)
+    monkeypatch.setattr(stage, "align_clip", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = align_clips(clips, FaceConfig(), weights=mtcnn_weights)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert all(name.startswith("mer-cache-faces") for name, _ in seen)  # pool threads
+    assert {n for _, n in seen} == {1}
+    assert [a.box for a in got] == [a.box for a in want]
     for a, b in zip(got, want):
         np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-4)
 

@@ -48,6 +48,12 @@ class FaceConfig:
     # by 3.5-6.3 px rms between noisy copies (min face 40-48 px), against 0.36 px at 360.
     detect_short_side_px: int = 360
     min_face_px: int = 40
+    # Faces of at least this fraction of the short side are looked for first, on the
+    # pyramid's coarse levels only; the finer levels (most of its pixels) are scanned only
+    # when none is found there (MTCNN ``first_pass``; None: always the whole pyramid). MER
+    # faces fill half the short side or more. On 230 real and synthetic frames the face
+    # came out as the whole scan gives it (landmarks within 0.001 px) at 1.4-2x the speed.
+    first_pass: float | None = 0.25
     detector: str = "mtcnn-facenet-pytorch-2.6.0"
     # Per-frame translation-only stabilisation against the clip's first frame
     # (mer_cache.faces.stabilise); off by default, see README for what it measured.
@@ -57,6 +63,9 @@ class FaceConfig:
         if not 1 <= self.ref_frames <= self.search_frames:
             raise ConfigError(f"Face reference frames must be within 1..search_frames "
                               f"({self.search_frames}), got {self.ref_frames}.")
+        if self.first_pass is not None and not 0 < self.first_pass <= 1:
+            raise ConfigError(f"The face first pass is a fraction of the frame's short side "
+                              f"within (0, 1], got {self.first_pass}.")
         if not 0 <= self.margin <= 1:
             raise ConfigError(f"The face margin must be within 0..1, got {self.margin}.")
 

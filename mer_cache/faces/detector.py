@@ -22,7 +22,7 @@ class FaceDetector:
 
     def __init__(self, config: FaceConfig = FaceConfig(), *, weights: Path | None = None) -> None:
         self.config = config
-        self.net = MTCNN(min_face_px=config.min_face_px)
+        self.net = MTCNN(min_face_px=config.min_face_px, first_pass=config.first_pass)
         states = load_mtcnn_state(weights)
         for name, state in states.items():
             getattr(self.net, name).load_state_dict(state, strict=True)

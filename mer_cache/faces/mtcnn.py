@@ -157,9 +157,14 @@ class _AreaSampler:
         if len(w) == 1:  # a pyramid level: rows, then columns (contiguous gathers)
             rows = self.ii[ye[0]] - self.ii[ys[0]]  # (oh, W + 1, 3)
             total = (rows[:, xe[0]] - rows[:, xs[0]])[None].astype(np.float32)
-        else:
-            ii, r0, r1, c0, c1 = self.ii, ys[:, :, None], ye[:, :, None], xs[:, None], xe[:, None]
-            total = (ii[r1, c1] - ii[r0, c1] - ii[r1, c0] + ii[r0, c0]).astype(np.float32)
+        else:  # crops: corners by flat index (2.3x faster than 2-D fancy indexing)
+            flat, stride = self.ii.reshape(-1, 3), self.w + 1
+            r0, r1 = (ys * stride)[:, :, None], (ye * stride)[:, :, None]
+            c0, c1 = xs[:, None], xe[:, None]
+
+            def at(index: np.ndarray) -> np.ndarray:
+                return np.take(flat, index, axis=0)
+            total = (at(r1 + c1) - at(r0 + c1) - at(r1 + c0) + at(r0 + c0)).astype(np.float32)
         kh = (ye - ys).astype(np.float32)[:, :, None, None]
         kw = (xe - xs).astype(np.float32)[:, None, :, None]
         return torch.from_numpy(total / kh / kw).permute(0, 3, 1, 2)
@@ -210,49 +215,79 @@ class MTCNN(nn.Module):
     """
 
     def __init__(self, *, min_face_px: int = 20, thresholds=(0.6, 0.7, 0.7),
-                 factor: float = 0.709) -> None:
+                 factor: float = 0.709, first_pass: float | None = None) -> None:
         super().__init__()
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         self.min_face_px, self.thresholds, self.factor = min_face_px, tuple(thresholds), factor
+        self.first_pass = first_pass
 
     def channels_last(self) -> "MTCNN":
         return self.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def detect(self, rgb: np.ndarray) -> Detections:
-        """Faces in one ``(H, W, 3)`` uint8 RGB image."""
+        """Faces in one ``(H, W, 3)`` uint8 RGB image.
+
+        With ``first_pass`` (a fraction of the short side), the P-Net looks first only at
+        the pyramid levels that see faces at least that large; the smaller levels, which
+        hold most of the pyramid's pixels, are scanned only when the cascade finds no face
+        there. The levels are the full pyramid's (a subset, not a coarser pyramid: a
+        pyramid started at another scale moved the landmarks by a median 3.8 px on real
+        frames), so a large face comes out as the full scan gives it; smaller faces beside
+        a large one are then not looked for.
+        """
         if rgb.dtype != np.uint8:  # the exact area resampling below needs 8-bit pixels
             raise ValueError(f"MTCNN.detect takes uint8 RGB, got {rgb.dtype}.")
         img = _AreaSampler(rgb)
-        boxes = self._propose(img)
+        scales = self._scales(img.h, img.w)
+        found: list[torch.Tensor] = []
+        if self.first_pass is not None:
+            largest = 12.0 / (self.first_pass * min(img.h, img.w))  # P-Net sees 12 px
+            coarse = [s for s in scales if s <= largest]
+            if 0 < len(coarse) < len(scales):
+                scales = [s for s in scales if s > largest]
+                found = [self._level(img, s) for s in coarse]
+                det = self._cascade(img, found)
+                if len(det):
+                    return det
+        # fine levels first, as the full scan orders them (NMS keeps the first of equal scores)
+        return self._cascade(img, [self._level(img, s) for s in scales] + found)
+
+    def _scales(self, h: int, w: int) -> list[float]:
+        scale = 12.0 / self.min_face_px  # PNet's 12 px window sees faces of min_face_px
+        side, out = min(h, w) * scale, []
+        while side >= 12:
+            out.append(scale)
+            scale *= self.factor
+            side *= self.factor
+        return out
+
+    def _level(self, img: _AreaSampler, scale: float) -> torch.Tensor:
+        """P-Net candidates ``(N, 9)`` (box, score, regression) at one pyramid scale."""
+        h, w = img.h, img.w
+        im = _normalize(img.resize(np.array([0, h, 0, w]), int(h * scale + 1), int(w * scale + 1)))
+        reg, prob = self.pnet(im)
+        ys, xs = torch.nonzero(prob[0, 1] >= self.thresholds[0], as_tuple=True)
+        if not len(ys):
+            return torch.zeros(0, 9)
+        cells = torch.stack([xs, ys], dim=1).float()
+        q1 = ((2 * cells + 1) / scale).floor()  # stride 2, cell 12
+        q2 = ((2 * cells + 12) / scale).floor()
+        cand = torch.cat([q1, q2, prob[0, 1, ys, xs, None], reg[0, :, ys, xs].T], dim=1)
+        return cand[batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.5)]
+
+    def _cascade(self, img: _AreaSampler, found: list[torch.Tensor]) -> Detections:
+        boxes = self._propose(found)
         if len(boxes):
             boxes = self._refine(img, boxes)
         if not len(boxes):
             return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
         return self._output(img, boxes)
 
-    def _propose(self, img: _AreaSampler) -> torch.Tensor:
-        h, w = img.h, img.w
-        scale = 12.0 / self.min_face_px  # PNet's 12 px window sees faces of min_face_px
-        side = min(h, w) * scale
-        found = []
-        while side >= 12:
-            im = _normalize(img.resize(np.array([0, h, 0, w]), int(h * scale + 1),
-                                       int(w * scale + 1)))
-            reg, prob = self.pnet(im)
-            ys, xs = torch.nonzero(prob[0, 1] >= self.thresholds[0], as_tuple=True)
-            if len(ys):
-                cells = torch.stack([xs, ys], dim=1).float()
-                q1 = ((2 * cells + 1) / scale).floor()  # stride 2, cell 12
-                q2 = ((2 * cells + 12) / scale).floor()
-                cand = torch.cat([q1, q2, prob[0, 1, ys, xs, None], reg[0, :, ys, xs].T], dim=1)
-                keep = batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.5)
-                found.append(cand[keep])
-            scale *= self.factor
-            side *= self.factor
-        if not found:
-            return torch.zeros(0, 5)
-        cand = torch.cat(found)
+    @staticmethod
+    def _propose(found: list[torch.Tensor]) -> torch.Tensor:
+        """The levels' candidates merged across scales, regressed and squared."""
+        cand = torch.cat(found) if found else torch.zeros(0, 9)
         cand = cand[batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.7)]
         boxes = _square(_regress(cand[:, :4], cand[:, 5:9]))
         return torch.cat([boxes, cand[:, 4:5]], dim=1)

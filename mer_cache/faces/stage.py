@@ -122,9 +122,10 @@ def align_clips(clips: list[Clip], config: FaceConfig = FaceConfig(), *,
     most one per ``CLIPS_PER_WORKER`` clips; with one, the calling process aligns). The
     cascade is a chain of small ops that one thread runs nearly as fast as two, so a
     process per core with one thread each is faster: the 128 raw synthetic clips took
-    1.24 s in two processes against 2.08 s in one.
-    Starting the workers costs ~0.2 s, more than it saves on a few clips: 15 real 640x360
-    clips took 0.39 s in two processes against 0.34 s in one.
+    1.12-1.27 s in two processes, 1.31-1.48 s in two threads, 1.83 s in one thread.
+    Starting the workers costs ~0.2 s, more than it saves on a few clips, so by default
+    fewer clips are aligned by one thread per core in this process: 15 real 640x360 clips
+    took 0.19-0.22 s so, against 0.25-0.34 s in one thread and 0.26-0.32 s in two processes.
 
     Raises
     ------
@@ -136,18 +137,44 @@ def align_clips(clips: list[Clip], config: FaceConfig = FaceConfig(), *,
 
     from mer_cache.faces.detector import FaceDetector
 
-    if workers is None:
-        workers = min(torch.get_num_threads(), len(clips) // CLIPS_PER_WORKER)
+    threads, auto = torch.get_num_threads(), workers is None
+    if auto:
+        workers = min(threads, len(clips) // CLIPS_PER_WORKER)
     n = min(workers, len(clips), os.cpu_count() or 1)
     dataset = _Aligner(clips, config, FaceDetector(config, weights=weights))
-    items = iter(dataset) if n <= 1 else DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=n, collate_fn=_same)
+    if n > 1:
+        items = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=n,
+                           collate_fn=_same)
+    elif auto and min(threads, len(clips)) > 1:
+        items = _threaded(dataset, min(threads, len(clips)))
+    else:
+        items = iter(dataset)
     out = []
     for a in items:
         out.append(a)
         if progress is not None:
             progress(len(out), len(clips))
     return out
+
+
+def _threaded(dataset: "_Aligner", n: int) -> Iterator[ClipAlignment]:
+    """The clips aligned by ``n`` threads of one torch thread each, in order.
+
+    Fewer clips than pay for worker processes: threads share the detector and start at
+    once. The cascade's convolutions, OpenCV and most NumPy calls release the GIL; its
+    Python glue does not, so two threads gave 1.3-1.6x one (real 640x360 frames).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # each thread's ops on its own core
+    try:
+        with ThreadPoolExecutor(n, thread_name_prefix="mer-cache-faces") as pool:
+            yield from pool.map(dataset.__getitem__, range(len(dataset)))
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Aligner:
@@ -209,7 +236,10 @@ def config_from_identity(identity: dict) -> FaceConfig:
     """The :class:`FaceConfig` a cache fingerprint's ``face`` entry was made with."""
     from dataclasses import fields
 
-    return FaceConfig(**{f.name: identity[f.name] for f in fields(FaceConfig) if f.name in identity})
+    # an identity written before a field existed was made as the field's neutral value says
+    before = {"first_pass": None}  # older caches and checkpoints scanned the whole pyramid
+    return FaceConfig(**{f.name: identity.get(f.name, before.get(f.name))
+                         for f in fields(FaceConfig) if f.name in identity or f.name in before})
 
 
 def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None, *,

@@ -115,6 +115,10 @@ def test_preset_paper_sets_the_papers_training_and_explicit_options_win(cache, t
     assert config["epochs"] == 1 and config["window"] == 7  # given on the command line
     bad = _run("train-head", "--cache", cache, "--preset", "fast", "--out", tmp_path / "q")
     assert bad.exit_code == 2 and "Unknown preset 'fast'" in bad.output
+    flow = _run("train-head", "--cache", cache, "--arch", "ststnet", "--preset", "paper",
+                "--out", tmp_path / "r")  # the paper's 13-frame window: refused, said why
+    assert flow.exit_code == 2 and "one flow map per clip" in " ".join(flow.output.split())
+    assert "Traceback" not in flow.output and not (tmp_path / "r").exists()
 
 
 def test_seeds_repeat_a_run_and_report_mean_and_spread(cache, tmp_path):

@@ -88,7 +88,23 @@ def test_flow_arch_and_cache_kind_must_match():
     with pytest.raises(ConfigError, match="reads optical-flow maps"):
         train_head(make_sequences(n_subjects=4, clips_per_class=1), HeadConfig(arch="ststnet", window=1))
     with pytest.raises(ConfigError, match="use window 1"):
-        HeadConfig(arch="ststnet")
+        HeadConfig(arch="ststnet", window=13)
+
+
+def test_each_arch_has_its_own_default_window_in_the_library_as_on_the_cli():
+    """A notebook's HeadConfig(arch="ststnet") is train-head --arch ststnet: window 1; the
+    sequence heads keep the paper's 13, and a typed window is kept."""
+    from mer_cache.pipelines.sweep import expand_grid
+
+    assert HeadConfig(arch="ststnet").window == HeadConfig(arch="offapexnet").window == 1
+    assert HeadConfig().window == HeadConfig(arch="lstm").window == 13
+    assert HeadConfig(arch="lstm", window=7).window == 7
+    points = expand_grid({"arch": ["ststnet", "offapexnet"]}, base=HeadConfig())
+    assert [c.window for _, c in points] == [1, 1]
+    points = expand_grid({"arch": ["lstm", "gru"]}, base=HeadConfig(window=9))
+    assert [c.window for _, c in points] == [9, 9]  # the base's own, same kind of head
+    with pytest.raises(ConfigError, match="mixes flow heads"):
+        expand_grid({"arch": ["bilstm", "ststnet"]}, base=HeadConfig())
     assert HeadConfig(arch="offapexnet", window=1).resolved_reference == "none"
     with pytest.raises(ConfigError, match="only map from itself"):
         HeadConfig(arch="ststnet", window=1, reference="first")

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mer_cache.cli.common import SeedOpt, console, err_console, run_guarded
+from mer_cache.cli.common import SeedOpt, console, err_console, fail, run_guarded
 from mer_cache.errors import ConfigError
 from mer_cache.pipelines.configs import (
     AU_DEFAULTS, FLOW_HEADS, HEADS, PRESETS, HeadConfig, preset_fields,
@@ -145,8 +145,10 @@ def _config(ctx: typer.Context, preset: str, values: dict) -> HeadConfig:
         return source is not None and source.name == "COMMANDLINE"
 
     given = {k: v for k, v in values.items() if k not in fields or on_command_line(k)}
-    if given.get("arch") in FLOW_HEADS and "window" in given and not on_command_line("window"):
-        given["window"] = 1  # a flow head reads one map per clip
+    if given.get("arch") in FLOW_HEADS and "window" in fields and not on_command_line("window"):
+        fail(ConfigError(f"--preset {preset} sets a {fields['window']}-frame window, but "
+                         f"--arch {given['arch']} reads one flow map per clip. Leave out "
+                         f"--preset (the flow heads have their own defaults)."))
 
     if values.get("task") == "au":  # the AU task's own defaults, for options left unsaid
         given.update({k: v for k, v in AU_DEFAULTS.items() if k not in fields and not on_command_line(k)})
@@ -182,7 +184,7 @@ def train_head_cmd(
     folds: FoldsOpt = D.folds,
     protocol: ProtocolOpt = D.protocol,
     labels: LabelsOpt = D.labels,
-    window: Annotated[int, typer.Option("--window", help="Window length N in frames (paper: 13; 1 for the flow heads, their default).")] = D.window,
+    window: Annotated[Optional[int], typer.Option("--window", help="Window length N in frames (default: 13, the paper's; 1 for the flow heads).", show_default=False)] = None,
     window_stride: Annotated[int, typer.Option("--window-stride", help="Frames between window starts.")] = D.window_stride,
     epochs: EpochsOpt = D.epochs,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per batch (paper: 40/20).")] = D.batch_size,
@@ -267,7 +269,7 @@ def sweep_cmd(
     cache: CacheOpt,
     out: OutOpt,
     arch: Annotated[str, typer.Option("--arch", help="Comma list of heads, e.g. lstm,bilstm.")] = D.arch,
-    window: Annotated[str, typer.Option("--window", help="Comma list of window lengths, e.g. 11,13,15,17.")] = str(D.window),
+    window: Annotated[Optional[str], typer.Option("--window", help="Comma list of window lengths, e.g. 11,13,15,17 (default: 13; 1 for the flow heads).", show_default=False)] = None,
     window_stride: Annotated[str, typer.Option("--window-stride", help="Comma list of strides.")] = str(D.window_stride),
     lr: Annotated[str, typer.Option("--lr", help="Comma list of learning rates.")] = str(D.lr),
     batch_size: Annotated[str, typer.Option("--batch-size", help="Comma list of batch sizes.")] = str(D.batch_size),
@@ -292,7 +294,8 @@ def sweep_cmd(
     lists = {"arch": (arch, str, "--arch"), "window": (window, int, "--window"),
              "window_stride": (window_stride, int, "--window-stride"), "lr": (lr, float, "--lr"),
              "batch_size": (batch_size, int, "--batch-size"), "reference": (reference, str, "--reference")}
-    values = {k: run_guarded(_split, text, kind, opt) for k, (text, kind, opt) in lists.items()}
+    values = {k: run_guarded(_split, text, kind, opt) for k, (text, kind, opt) in lists.items()
+              if text is not None}  # None: the library's default for each grid point
     grid = {k: v for k, v in values.items() if len(v) > 1}
     base = _config(ctx, preset, {**{k: v[0] for k, v in values.items()}, "epochs": epochs, "seed": seed,
                                  "balance": balance, "windows_per_clip": windows_per_clip,

@@ -29,6 +29,9 @@ TASKS = ("emotion", "au")
 AU_DEFAULTS = {"labels": "emotion", "balance": "loss"}
 
 
+SEQUENCE_WINDOW = 13  # Bai & Goecke's N, best in their Table 3
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """Everything that decides a head-training run; saved as ``config.json``.
@@ -41,7 +44,9 @@ class HeadConfig:
     """
 
     arch: str = "bilstm"
-    window: int = 13
+    # None: the arch's own, set when the config is made: 13 (the paper's N) for the
+    # sequence heads, 1 for the flow heads (one map per clip)
+    window: int | None = None
     window_stride: int = 1
     epochs: int = 20
     batch_size: int = 40
@@ -84,6 +89,8 @@ class HeadConfig:
     au_min_clips: int = 10
 
     def __post_init__(self) -> None:
+        if self.window is None:
+            object.__setattr__(self, "window", 1 if self.arch in FLOW_HEADS else SEQUENCE_WINDOW)
         object.__setattr__(self, "proj_dims", tuple(int(d) for d in self.proj_dims))
         object.__setattr__(self, "aus", tuple(str(a).strip() for a in self.aus))
         problems = []
@@ -171,7 +178,7 @@ class HeadConfig:
 # first frame).
 PRESETS: dict[str, dict] = {
     "default": {},
-    "paper": {"reference": "none", "epoch_windows": "all", "balance": "windows", "window": 13,
+    "paper": {"reference": "none", "epoch_windows": "all", "balance": "windows", "window": SEQUENCE_WINDOW,
               "window_stride": 1, "epochs": 20, "batch_size": 40, "lr": 2.6e-3},
 }
 

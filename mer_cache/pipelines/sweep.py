@@ -28,7 +28,7 @@ import numpy as np
 
 from mer_cache.errors import ConfigError, ProtocolError
 from mer_cache.heads.data import Sequences
-from mer_cache.heads.config import HeadConfig
+from mer_cache.heads.config import FLOW_HEADS, HeadConfig
 from mer_cache.heads.windows import check_window
 from mer_cache.pipelines.fold_features import FoldFeatures
 from mer_cache.pipelines.head_runs import write_atomic
@@ -88,8 +88,17 @@ def expand_grid(grid: Mapping[str, Sequence], *, base: HeadConfig) -> list[tuple
     empty = [k for k, v in grid.items() if len(v) == 0]
     if empty:
         raise ConfigError(f"Sweep grid keys {empty} have no values.")
+    archs = list(grid.get("arch", [base.arch]))
+    flow = [a for a in archs if a in FLOW_HEADS]
+    if flow and len(flow) < len(archs):
+        raise ConfigError(
+            f"Sweep grid arch {archs} mixes flow heads ({', '.join(flow)}), which read a flow "
+            f"cache (extract --features flow), with heads that read frame embeddings; one "
+            f"cache cannot feed both. Sweep each kind on its own cache.")
+    # the base's window is for the other kind of head: each grid point takes its arch's own
+    own = {"window": None} if "window" not in grid and (base.arch in FLOW_HEADS) != bool(flow) else {}
     keys = list(grid)
-    return [(run_name(dict(zip(keys, values))), replace(base, **dict(zip(keys, values))))
+    return [(run_name(dict(zip(keys, values))), replace(base, **own, **dict(zip(keys, values))))
             for values in itertools.product(*(grid[k] for k in keys))]
 
 

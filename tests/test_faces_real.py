@@ -224,6 +224,19 @@ def test_datasets_check_deep_reports_clips_with_no_or_several_faces(feat_media, 
     assert "folder/s1/crowd: 5 faces in its first frame" in text
     assert "folder/s1/wall: no face found in its first 2 frames" in text
     assert "folder/s1/one" not in text
+    # the library's job finds the same (a notebook gets what the CLI prints), and a loader
+    # option for loading (on_missing) is taken, not refused
+    from mer_cache.faces.check import NO_FACE, SEVERAL_FACES
+    from mer_cache.pipelines import check_dataset_deep
+
+    report = check_dataset_deep("folder", tmp_path, on_missing="skip")
+    assert {(p.kind, p.clip_id) for p in report.warnings} == {
+        (SEVERAL_FACES, "folder/s1/crowd"), (NO_FACE, "folder/s1/wall")}
+    # without the detector's weights the rest of the check stands and a note says why
+    monkeypatch.setenv("MER_CACHE_WEIGHTS", str(tmp_path / "no-weights-here"))
+    bare = check_dataset_deep("folder", tmp_path)
+    assert not bare.warnings and len(bare.clips) == 3
+    assert any("Faces not checked" in p.message and "faces fetch" in p.message for p in bare.notes)
 
 
 def test_embed_align_embeds_the_face_and_names_an_image_without_one(feat_media, mtcnn_weights,  # noqa: F811

@@ -152,6 +152,7 @@ def check_dataset(
         use at all becomes a single fatal problem. Unknown options still raise ConfigError.
     """
     get_loader(dataset)  # an unknown name raises here, not as a problem of the data
+    options.pop("on_missing", None)  # missing clips are reported whatever load would do
     try:
         clips, problems = scan_dataset(dataset, root, **options)
     except (DatasetError, LabelError) as exc:

@@ -31,20 +31,20 @@ def check_cmd(
     from mer_cache.catalogue import check_dataset
 
     options = run_guarded(parse_dataset_options, dataset_option)
-    options.pop("on_missing", None)  # check reports missing clips whatever the choice
     if deep:
-        with Progress(TextColumn("[bold]opening frames[/]"), BarColumn(), MofNCompleteColumn(),
+        from mer_cache.pipelines import check_dataset_deep
+
+        with Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, transient=True) as bar:
-            task = bar.add_task("deep", total=None)
-            report = run_guarded(check_dataset, dataset, root, deep=True,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                 **options)
+            frames = bar.add_task("opening frames", total=None)
+            faces = bar.add_task("finding faces", total=None, visible=False)
+            report = run_guarded(
+                check_dataset_deep, dataset, root, **options,
+                progress=lambda done, total: bar.update(frames, completed=done, total=total),
+                face_progress=lambda done, total: bar.update(faces, completed=done, total=total,
+                                                             visible=True))
     else:
         report = run_guarded(check_dataset, dataset, root, **options)
-    if deep and report.clips:
-        from mer_cache.cli.faces import add_face_problems
-
-        add_face_problems(report)
     counts = report.counts()
     if report.clips:
         console.print(_counts_table(report, title=f"{dataset} clips per subject and label ({root})"))

@@ -67,24 +67,3 @@ def _bad_clips(n: int) -> None:
 
     raise ConfigError(f"--clips must be at least 1, got {n}.")
 
-
-def add_face_problems(report) -> None:
-    """``datasets check --deep``: add the face warnings of ``report.clips`` to ``report``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from mer_cache.cli.common import err_console
-    from mer_cache.errors import WeightsError
-    from mer_cache.pipelines import face_problems
-    from mer_cache.pipelines import load_mtcnn_state
-
-    try:
-        load_mtcnn_state()
-    except WeightsError as exc:
-        err_console.print(f"[yellow]Faces not checked: {exc}[/]", highlight=False)
-        return
-    with Progress(TextColumn("[bold]finding faces[/]"), BarColumn(), MofNCompleteColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task("faces", total=len(report.clips))
-        found = run_guarded(face_problems, report.clips,
-                            progress=lambda done, total: bar.update(task, completed=done))
-    report.problems = sorted(report.problems + found, key=lambda p: p.severity != "fatal")

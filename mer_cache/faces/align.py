@@ -25,6 +25,15 @@ ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.736
                         [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
 
 
+# How crops are made from a clip's transform, beyond FaceConfig's fields: part of the face
+# stage's identity (cache fingerprints, checkpoints), so features made by an older way of
+# warping are never mixed with newer ones. Raise it when the template, the warp or the
+# detector's sampling changes what a crop holds. 2: faces larger than the crop are warped
+# at native size and area-resized; points found on a downscaled copy are mapped back
+# through pixel centres. (Identities written before it carry no "geometry".)
+GEOMETRY = 2
+
+
 class FaceError(DatasetError):
     """A clip's face could not be found or is unusable; only that clip fails."""
 

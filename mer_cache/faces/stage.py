@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
 from mer_cache.faces.align import (
-    EXTRACT_ADVICE, ClipAlignment, FaceConfig, align_from_detections, warp_frame,
+    EXTRACT_ADVICE, GEOMETRY, ClipAlignment, FaceConfig, align_from_detections, warp_frame,
 )
 from mer_cache.faces.stabilise import Stabiliser
 from mer_cache.frames import FrameDecodeError, array_to_input, to_8bit
@@ -220,7 +220,8 @@ class FaceStage:
     def identity(self) -> dict:
         from mer_cache.faces.weights import SHA256, REQUIREMENT
 
-        return {**self.config.identity(), "weights": REQUIREMENT, "weights_sha256": SHA256}
+        return {**self.config.identity(), "geometry": GEOMETRY, "weights": REQUIREMENT,
+                "weights_sha256": SHA256}
 
     def table_column(self, clips: list[Clip]) -> list[dict]:
         return [a.to_json() for a in align_clips(clips, self.config, weights=self.weights)]

@@ -137,6 +137,46 @@ def test_alignment_of_a_still_face_is_stable(feat_media, detector):  # noqa: F81
     np.testing.assert_allclose(placed[0][:2], config.template()[:2] * windows[0].crop_px, atol=8.0)
 
 
+def test_first_frames_detected_in_one_batch_align_each_clip_as_alone(feat_media, detector,  # noqa: F811
+                                                                     tmp_path):
+    """align_batch detects the clips' first frames together; each clip must still get its
+    own transform, and one needing more frames (no face in its first), one whose first
+    frame does not decode and one without any face fail or go on alone, in place."""
+    from PIL import Image
+
+    from mer_cache.faces.stage import align_batch
+
+    frames = _sample(read_video_frames(feat_media / "WolfgangLanger_Pexels.mp4"), 9)
+    blank = np.full_like(frames[0], 120)
+    layouts = {"a": frames[0:3], "late": [blank, frames[3], frames[4]], "b": frames[5:8],
+               "broken": None, "wall": [blank, blank]}
+    clips = []
+    for name, images in layouts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        if images is None:
+            (folder / "img0.jpg").write_bytes(b"not a jpeg")
+            Image.fromarray(frames[8]).save(folder / "img1.jpg")
+        for i, image in enumerate(images or ()):
+            Image.fromarray(image).save(folder / f"img{i}.png")
+        clips.append(Clip(dataset="folder", subject="s1", clip_id=f"folder/s1/{name}",
+                          label="x", frames=tuple(sorted(folder.iterdir())), fps=30.0))
+    config = FaceConfig()
+    together = align_batch(clips, detector, config)
+    alone = [align_batch([c], detector, config)[0] for c in clips]
+    for clip, a, b in zip(clips, together, alone):
+        assert (a.error is None) == (b.error is None), clip.clip_id
+        if a.error is None:
+            np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-3)
+            assert a.n_ref == b.n_ref and a.found_in == b.found_in == 1
+        else:
+            assert a.error == b.error
+    by_name = dict(zip(layouts, together))
+    assert by_name["late"].n_ref == 2 and by_name["a"].n_ref == 1  # searched on alone
+    assert "Cannot decode" in by_name["broken"].error and "no face" in by_name["wall"].error
+    assert not np.allclose(by_name["a"].matrix, by_name["b"].matrix)  # each its own face
+
+
 def test_multi_face_image_picks_the_same_face_every_frame(feat_media, detector, tmp_path):  # noqa: F811
     folder = tmp_path / "multi"
     folder.mkdir()

@@ -14,11 +14,12 @@ corner (left/right as seen in the image).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 
 class PNet(nn.Module):
@@ -226,32 +227,68 @@ class MTCNN(nn.Module):
 
     @torch.inference_mode()
     def detect(self, rgb: np.ndarray) -> Detections:
-        """Faces in one ``(H, W, 3)`` uint8 RGB image.
+        """Faces in one ``(H, W, 3)`` uint8 RGB image (:meth:`detect_many` of one)."""
+        return self.detect_many([rgb])[0]
+
+    @torch.inference_mode()
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Faces in each of several ``(H, W, 3)`` uint8 RGB images.
+
+        Images of one size go through each net as one batch, so the cascade's many small
+        operations are paid once per batch rather than per image (a clip's first frame per
+        clip: a dataset's frames share a size). A face comes out as :meth:`detect` of its
+        image alone gives it, but for rounding: a convolution may sum in another order for
+        another batch size (landmarks within 0.001 px, tested).
 
         With ``first_pass`` (a fraction of the short side), the P-Net looks first only at
         the pyramid levels that see faces at least that large; the smaller levels, which
-        hold most of the pyramid's pixels, are scanned only when the cascade finds no face
-        there. The levels are the full pyramid's (a subset, not a coarser pyramid: a
-        pyramid started at another scale moved the landmarks by a median 3.8 px on real
-        frames), so a large face comes out as the full scan gives it; smaller faces beside
-        a large one are then not looked for.
+        hold most of the pyramid's pixels, are scanned only for images where the cascade
+        finds no face there. The levels are the full pyramid's (a subset, not a coarser
+        pyramid: a pyramid started at another scale moved the landmarks by a median 3.8 px
+        on real frames), so a large face comes out as the full scan gives it; smaller faces
+        beside a large one are then not looked for.
         """
-        if rgb.dtype != np.uint8:  # the exact area resampling below needs 8-bit pixels
-            raise ValueError(f"MTCNN.detect takes uint8 RGB, got {rgb.dtype}.")
-        img = _AreaSampler(rgb)
-        scales = self._scales(img.h, img.w)
-        found: list[torch.Tensor] = []
+        for rgb in images:
+            if rgb.dtype != np.uint8:  # the exact area resampling needs 8-bit pixels
+                raise ValueError(f"MTCNN.detect takes uint8 RGB, got {rgb.dtype}.")
+        out: list[Detections] = [None] * len(images)  # type: ignore[list-item]
+        by_size: dict[tuple, list[int]] = {}
+        for i, rgb in enumerate(images):
+            by_size.setdefault(rgb.shape[:2], []).append(i)
+        for members in by_size.values():
+            found = self._detect_same_size([_AreaSampler(images[i]) for i in members])
+            for i, det in zip(members, found):
+                out[i] = det
+        return out
+
+    def _detect_same_size(self, imgs: list[_AreaSampler]) -> list[Detections]:
+        scales = self._scales(imgs[0].h, imgs[0].w)
+        coarse_found: list[list[torch.Tensor]] = [[] for _ in imgs]
+        result: list[Detections | None] = [None] * len(imgs)
+        todo = list(range(len(imgs)))
         if self.first_pass is not None:
-            largest = 12.0 / (self.first_pass * min(img.h, img.w))  # P-Net sees 12 px
+            largest = 12.0 / (self.first_pass * min(imgs[0].h, imgs[0].w))  # P-Net sees 12 px
             coarse = [s for s in scales if s <= largest]
             if 0 < len(coarse) < len(scales):
                 scales = [s for s in scales if s > largest]
-                found = [self._level(img, s) for s in coarse]
-                det = self._cascade(img, found)
-                if len(det):
-                    return det
-        # fine levels first, as the full scan orders them (NMS keeps the first of equal scores)
-        return self._cascade(img, [self._level(img, s) for s in scales] + found)
+                for s in coarse:
+                    for k, cand in enumerate(self._level(imgs, s)):
+                        coarse_found[k].append(cand)
+                for k, det in enumerate(self._cascade(imgs, coarse_found)):
+                    if len(det):
+                        result[k] = det
+                todo = [k for k in todo if result[k] is None]
+        if todo:
+            fine: list[list[torch.Tensor]] = [[] for _ in todo]
+            for s in scales:
+                for j, cand in enumerate(self._level([imgs[k] for k in todo], s)):
+                    fine[j].append(cand)
+            # fine levels first, as the full scan orders them (NMS keeps the first of equal scores)
+            dets = self._cascade([imgs[k] for k in todo],
+                                 [fine[j] + coarse_found[k] for j, k in enumerate(todo)])
+            for k, det in zip(todo, dets):
+                result[k] = det
+        return result  # type: ignore[return-value]
 
     def _scales(self, h: int, w: int) -> list[float]:
         scale = 12.0 / self.min_face_px  # PNet's 12 px window sees faces of min_face_px
@@ -262,55 +299,80 @@ class MTCNN(nn.Module):
             side *= self.factor
         return out
 
-    def _level(self, img: _AreaSampler, scale: float) -> torch.Tensor:
-        """P-Net candidates ``(N, 9)`` (box, score, regression) at one pyramid scale."""
-        h, w = img.h, img.w
-        im = _normalize(img.resize(np.array([0, h, 0, w]), int(h * scale + 1), int(w * scale + 1)))
-        reg, prob = self.pnet(im)
-        ys, xs = torch.nonzero(prob[0, 1] >= self.thresholds[0], as_tuple=True)
-        if not len(ys):
-            return torch.zeros(0, 9)
-        cells = torch.stack([xs, ys], dim=1).float()
-        q1 = ((2 * cells + 1) / scale).floor()  # stride 2, cell 12
-        q2 = ((2 * cells + 12) / scale).floor()
-        cand = torch.cat([q1, q2, prob[0, 1, ys, xs, None], reg[0, :, ys, xs].T], dim=1)
-        return cand[batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.5)]
+    def _level(self, imgs: list[_AreaSampler], scale: float) -> list[torch.Tensor]:
+        """P-Net candidates ``(N, 9)`` (box, score, regression) of each image at one scale."""
+        h, w = imgs[0].h, imgs[0].w
+        size, whole = (int(h * scale + 1), int(w * scale + 1)), np.array([0, h, 0, w])
+        batch = [img.resize(whole, *size) for img in imgs]
+        reg, prob = self.pnet(_normalize(batch[0] if len(batch) == 1 else torch.cat(batch)))
+        out = []
+        for b in range(len(imgs)):
+            ys, xs = torch.nonzero(prob[b, 1] >= self.thresholds[0], as_tuple=True)
+            if not len(ys):
+                out.append(torch.zeros(0, 9))
+                continue
+            cells = torch.stack([xs, ys], dim=1).float()
+            q1 = ((2 * cells + 1) / scale).floor()  # stride 2, cell 12
+            q2 = ((2 * cells + 12) / scale).floor()
+            cand = torch.cat([q1, q2, prob[b, 1, ys, xs, None], reg[b, :, ys, xs].T], dim=1)
+            out.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
+        return out
 
-    def _cascade(self, img: _AreaSampler, found: list[torch.Tensor]) -> Detections:
-        boxes = self._propose(found)
-        if len(boxes):
-            boxes = self._refine(img, boxes)
-        if not len(boxes):
-            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
-        return self._output(img, boxes)
+    def _cascade(self, imgs: list[_AreaSampler], found: list[list[torch.Tensor]]) -> list[Detections]:
+        boxes = self._refine(imgs, [self._propose(f) for f in found])
+        return self._output(imgs, boxes)
 
     @staticmethod
     def _propose(found: list[torch.Tensor]) -> torch.Tensor:
-        """The levels' candidates merged across scales, regressed and squared."""
+        """One image's level candidates merged across scales, regressed and squared."""
         cand = torch.cat(found) if found else torch.zeros(0, 9)
-        cand = cand[batched_nms(cand[:, :4], cand[:, 4], torch.zeros(len(cand)), 0.7)]
+        cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
         boxes = _square(_regress(cand[:, :4], cand[:, 5:9]))
         return torch.cat([boxes, cand[:, 4:5]], dim=1)
 
-    def _refine(self, img: _AreaSampler, boxes: torch.Tensor) -> torch.Tensor:
-        reg, prob = self.rnet(_crops(img, boxes[:, :4], 24))
-        ok = prob[:, 1] > self.thresholds[1]
-        boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], dim=1)
-        reg = reg[ok]
-        keep = batched_nms(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes)), 0.7)
-        return torch.cat([_square(_regress(boxes[keep, :4], reg[keep])), boxes[keep, 4:5]], dim=1)
+    @staticmethod
+    def _batched(net: nn.Module, imgs: list[_AreaSampler], boxes: list[torch.Tensor],
+                 size: int) -> list[tuple[torch.Tensor, ...] | None]:
+        """``net`` on the crops of every image's boxes in one batch, split back per image
+        (None for an image without boxes)."""
+        crops = [_crops(img, b[:, :4], size) for img, b in zip(imgs, boxes) if len(b)]
+        if not crops:
+            return [None] * len(imgs)
+        outs = net(crops[0] if len(crops) == 1 else torch.cat(crops))
+        parts = zip(*(o.split([len(b) for b in boxes if len(b)]) for o in outs))
+        return [next(parts) if len(b) else None for b in boxes]
 
-    def _output(self, img: _AreaSampler, boxes: torch.Tensor) -> Detections:
-        reg, pts, prob = self.onet(_crops(img, boxes[:, :4], 48))
-        ok = prob[:, 1] > self.thresholds[2]
-        boxes, reg, pts, score = boxes[ok, :4], reg[ok], pts[ok], prob[ok, 1]
-        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-        xs = w * pts[:, :5] + boxes[:, 0:1] - 1
-        ys = h * pts[:, 5:] + boxes[:, 1:2] - 1
-        marks = torch.stack([xs, ys], dim=2)  # (N, 5, 2)
-        boxes = _regress(boxes, reg)
-        b, s, m = boxes.numpy(), score.numpy(), marks.numpy()
-        keep = _nms_min(b, s, 0.7) if len(s) else np.zeros(0, np.int64)
-        return Detections(b[keep].astype(np.float64), s[keep].astype(np.float64),
-                          m[keep].astype(np.float64))
+    def _refine(self, imgs: list[_AreaSampler], boxes: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for b, got in zip(boxes, self._batched(self.rnet, imgs, boxes, 24)):
+            if got is None:
+                out.append(b)
+                continue
+            reg, prob = got
+            ok = prob[:, 1] > self.thresholds[1]
+            b = torch.cat([b[ok, :4], prob[ok, 1:2]], dim=1)
+            reg = reg[ok]
+            keep = nms(b[:, :4], b[:, 4], 0.7)
+            out.append(torch.cat([_square(_regress(b[keep, :4], reg[keep])), b[keep, 4:5]], dim=1))
+        return out
+
+    def _output(self, imgs: list[_AreaSampler], boxes: list[torch.Tensor]) -> list[Detections]:
+        out = []
+        for b, got in zip(boxes, self._batched(self.onet, imgs, boxes, 48)):
+            if got is None:
+                out.append(Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))))
+                continue
+            reg, pts, prob = got
+            ok = prob[:, 1] > self.thresholds[2]
+            b, reg, pts, score = b[ok, :4], reg[ok], pts[ok], prob[ok, 1]
+            w = (b[:, 2] - b[:, 0] + 1)[:, None]
+            h = (b[:, 3] - b[:, 1] + 1)[:, None]
+            xs = w * pts[:, :5] + b[:, 0:1] - 1
+            ys = h * pts[:, 5:] + b[:, 1:2] - 1
+            marks = torch.stack([xs, ys], dim=2)  # (N, 5, 2)
+            b = _regress(b, reg)
+            bn, sn, mn = b.numpy(), score.numpy(), marks.numpy()
+            keep = _nms_min(bn, sn, 0.7) if len(sn) else np.zeros(0, np.int64)
+            out.append(Detections(bn[keep].astype(np.float64), sn[keep].astype(np.float64),
+                                  mn[keep].astype(np.float64)))
+        return out

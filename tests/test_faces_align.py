@@ -310,3 +310,54 @@ def test_a_face_larger_than_the_crop_is_averaged_down_not_sampled():
     sampled = cv2.warpAffine(noise, np.asarray(m), (side, side), flags=cv2.INTER_LINEAR)
     averaged = warp_frame(noise, a)
     assert averaged[inner].std() < 0.7 * sampled[inner].std()
+
+
+def test_a_clip_whose_first_frame_has_a_face_reads_that_frame_only(tmp_path, monkeypatch):
+    """align_clip with any callable detector (frame -> Detections): the next frames are
+    read only when the first has no face; a video or folder clip is not decoded twice."""
+    from PIL import Image
+
+    from mer_cache.faces import align_clip
+    from mer_cache.faces import stage
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (64, 48), (i * 40, 0, 0)).save(folder / f"img{i}.png")
+    clip = Clip(dataset="folder", subject="s1", clip_id="folder/s1/c", label="x",
+                frames=tuple(sorted(folder.iterdir())), fps=30.0)
+    reads, read = [], stage.read_rgb
+    monkeypatch.setattr(stage, "read_rgb", lambda p: reads.append(p.name) or read(p))
+    face = _face_at(120.0, 0.0, (10, 5))
+    a = align_clip(clip, lambda rgb: _det(face), CONFIG)
+    assert a.error is None and a.n_ref == 1 and reads == ["img0.png"]
+    reads.clear()  # no face until the third frame: frames 0, 1, 2, each read once
+    a = align_clip(clip, lambda rgb: _det(face) if rgb[0, 0, 0] == 80 else _det(), CONFIG)
+    assert a.error is None and a.n_ref == 3 and reads == ["img0.png", "img1.png", "img2.png"]
+
+
+def test_predict_refuses_a_run_aligned_by_an_older_face_geometry(tmp_path):
+    """A head trained on crops warped another way must not be fed this version's crops:
+    a run's face entry without this version's geometry is refused before any detection."""
+    from mer_cache.faces.stage import clip_input_loader
+    from mer_cache.trunks.spec import Preprocessing
+
+    pre = Preprocessing(input_size=(64, 64), channels="gray", mean=(0.0,), std=(1.0,))
+    face = FaceStage().identity()
+    for old in ({**face, "geometry": 1}, {k: v for k, v in face.items() if k != "geometry"}):
+        with pytest.raises(ConfigError, match="older face stage.*Extract the cache again"):
+            clip_input_loader([tmp_path / "img0.jpg"], pre, old, name="clip0",
+                              weights=tmp_path / "no-weights")
+
+
+def test_a_checkpoint_trained_on_crops_made_otherwise_names_the_settings():
+    from mer_cache.trunks.checkpoints import check_trained_face
+
+    made = FaceStage().identity()
+    record = {"checkpoint": "fold0.pt", "face": {**made, "geometry": 1, "margin": 0.3}}
+    with pytest.raises(ConfigError, match=r"\(geometry, margin\).*fine-tune it again"):
+        check_trained_face(record, made)
+    stable = {"checkpoint": "fold0.pt", "face": FaceStage(FaceConfig(stabilise=True)).identity()}
+    with pytest.raises(ConfigError, match="run extract with --face-stabilise"):
+        check_trained_face(stable, made)
+    check_trained_face({"checkpoint": "fold0.pt", "face": made}, made)  # the same: fine

@@ -279,6 +279,31 @@ def test_datasets_check_deep_reports_clips_with_no_or_several_faces(feat_media, 
     assert any("Faces not checked" in p.message and "faces fetch" in p.message for p in bare.notes)
 
 
+def test_datasets_check_sees_a_small_face_beside_a_large_one(feat_media, mtcnn_weights,  # noqa: F811
+                                                             tmp_path):
+    """Extraction's first pass stops at a large face; the check scans the whole pyramid, so
+    a bystander's face (here the subject's own, shrunk to 70 px, in a corner) is reported."""
+    import cv2
+    from PIL import Image
+
+    from mer_cache.faces.check import SEVERAL_FACES, face_problems
+
+    frame = read_video_frames(feat_media / "WolfgangLanger_Pexels.mp4", 1)[0].copy()
+    x1, y1, x2, y2 = FaceDetector(weights=mtcnn_weights)(frame).boxes[0].astype(int)
+    face = frame[max(0, y1 - 20):y2 + 20, max(0, x1 - 20):x2 + 20]
+    small = cv2.resize(face, (face.shape[1] * 70 // face.shape[0], 70), interpolation=cv2.INTER_AREA)
+    frame[280:350, 20:20 + small.shape[1]] = small
+    folder = tmp_path / "s1" / "x" / "two"
+    folder.mkdir(parents=True)
+    Image.fromarray(frame).save(folder / "img1.png")
+    clip = Clip(dataset="folder", subject="s1", clip_id="folder/s1/two", label="x",
+                frames=(folder / "img1.png",), fps=30.0)
+    assert align_clip(clip, FaceDetector(weights=mtcnn_weights), FaceConfig()).max_faces == 1
+    found = face_problems([clip], weights=mtcnn_weights)
+    assert [(p.kind, p.clip_id) for p in found] == [(SEVERAL_FACES, "folder/s1/two")]
+    assert "2 faces" in found[0].message
+
+
 def test_embed_align_embeds_the_face_and_names_an_image_without_one(feat_media, mtcnn_weights,  # noqa: F811
                                                                      tmp_path, monkeypatch):
     from PIL import Image

@@ -15,9 +15,15 @@ NO_FACE = "no_face"
 SEVERAL_FACES = "several_faces"
 
 
-def face_problems(clips: list[Clip], *, config: FaceConfig = FaceConfig(),
+# The whole pyramid: extraction's first pass stops at a large face, and a check should also
+# see a smaller one beside it (a bystander, a photo on the wall).
+CHECK_CONFIG = FaceConfig(first_pass=None)
+
+
+def face_problems(clips: list[Clip], *, config: FaceConfig = CHECK_CONFIG,
                   weights: Path | None = None, progress: Progress | None = None) -> list[Problem]:
-    """One warning per clip with no usable face or with several faces in its first frames."""
+    """One warning per clip with no usable face or with several faces in its first frames
+    (faces of any size the detector finds, not only those extraction's first pass sees)."""
     problems = []
     for clip, a in zip(clips, align_clips(clips, config, weights=weights, progress=progress)):
         if a.error is not None:

@@ -7,7 +7,6 @@ resize comes after the warp, in :func:`aligned_input`).
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -16,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mer_cache.catalogue.clip import Clip
-from mer_cache.errors import DatasetError
+from mer_cache.errors import ConfigError, DatasetError
 from mer_cache.faces.align import (
     EXTRACT_ADVICE, GEOMETRY, ClipAlignment, FaceConfig, align_from_detections, warp_frame,
 )
@@ -124,23 +123,34 @@ def align_batch(clips: Sequence[Clip], detector, config: FaceConfig) -> list[Cli
     out: list[ClipAlignment | None] = []
     for clip in clips:
         try:
-            firsts.append(next(reference_frames(clip, 1), None))
+            firsts.append(next(_frames_from(clip, 0, 1), None))
             out.append(None)
         except DatasetError as exc:
             firsts.append(None)
             out.append(_failed(exc))
+    # a plain callable (frame -> Detections) works too, one frame at a time
+    many = getattr(detector, "detect_many", None) or (lambda fs: [detector(f) for f in fs])
     batch = [k for k, f in enumerate(firsts) if f is not None]
-    found = dict(zip(batch, detector.detect_many([firsts[k] for k in batch]))) if batch else {}
+    found = dict(zip(batch, many([firsts[k] for k in batch]))) if batch else {}
     for k, clip in enumerate(clips):
         if out[k] is not None:
             continue
         done = [(found[k], firsts[k].shape[:2])] if k in found else []
-        try:
-            rest = itertools.islice(reference_frames(clip, config.search_frames), len(done), None)
+        try:  # the next frames are read only if the first ones are not enough
+            rest = _frames_from(clip, len(done), config.search_frames)
             out[k] = align_frames(rest, detector, config, clip.clip_id, done=done)
         except DatasetError as exc:
             out[k] = _failed(exc)
     return out  # type: ignore[return-value]
+
+
+def _frames_from(clip: Clip, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Frames ``start`` to ``stop - 1`` of a clip, read only when iterated (a video decodes
+    from its start, as it has to)."""
+    if clip.video is not None:
+        yield from read_video_frames(clip.video, stop)[start:]
+    else:
+        yield from (read_rgb(p) for p in clip.frames[start:stop])
 
 
 # First frames detected in one batch: the cascade's small operations are paid once per
@@ -298,6 +308,12 @@ def clip_input_loader(frames: list[Path], pre: Preprocessing, face: dict | None,
 
     if face is None:
         return lambda path: load_frame(path, pre)
+    if face.get("geometry") != GEOMETRY:  # identities before the version carry none
+        raise ConfigError(
+            f"The run's frames were aligned by an older face stage (geometry "
+            f"{face.get('geometry', 'unversioned')}, this version warps as {GEOMETRY}), so "
+            f"{name} cannot be aligned the way its head was trained. Extract the cache again "
+            f"with this version and train the head on it.")
     config = config_from_identity(face)
     detector = FaceDetector(config, weights=weights)
     a = align_frames((read_rgb(p) for p in frames[:config.search_frames]), detector, config,

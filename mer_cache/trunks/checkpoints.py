@@ -164,12 +164,23 @@ def check_trained_face(finetune: dict | None, face: dict | None, *,
     """
     if finetune is None or "face" not in finetune or finetune["face"] == face:
         return
+    if finetune["face"] and face:  # crops both ways, made differently
+        keys = sorted(k for k in set(finetune["face"]) | set(face)
+                      if finetune["face"].get(k) != face.get(k))
+        if keys == ["stabilise"] and command == "extract":
+            todo = (f"run extract {'with' if finetune['face'].get('stabilise') else 'without'} "
+                    "--face-stabilise, as it was trained")
+        else:
+            todo = "fine-tune it again with this version (its crops were made by another one)"
+        raise ConfigError(f"{finetune.get('checkpoint')} was fine-tuned on aligned face crops "
+                          f"made with other face-stage settings ({', '.join(keys)}) than this "
+                          f"{command} would use, and crops made another way are other inputs: "
+                          f"{todo}.")
     want = "aligned face crops" if finetune["face"] else "whole frames"
     got = "aligned face crops" if face else "whole frames"
     flag = "--face align" if finetune["face"] else "--face none"
     hint = (" (or with --finetuned-run, which uses the run's own face stage)"
             if command == "extract" else "")
     raise ConfigError(f"{finetune.get('checkpoint')} was fine-tuned on {want}, but this "
-                      f"{command} would feed it {got}"
-                      f"{' made another way' if want == got else ''}. Run {command} with "
+                      f"{command} would feed it {got}. Run {command} with "
                       f"{flag}{hint}.")

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from mer_cache.catalogue.clip import Clip
 from mer_cache.errors import DatasetError
 from mer_cache.faces.stabilise import Stabiliser
-from mer_cache.faces.stage import aligned_frame, aligned_input
+from mer_cache.faces.stage import aligned_frame, aligned_input, read_video_frames
 from mer_cache.frames import array_to_input, load_frame
 from mer_cache.trunks.spec import Preprocessing
 
@@ -66,7 +66,7 @@ class FrameDataset(Dataset):
         # Frames of a clip arrive in order within a worker's batch, so decoding the whole
         # video once and keeping the last clip avoids a seek per frame.
         if getattr(self, "_video_key", None) != clip.clip_id:
-            self._video_frames = decode_video(clip)
+            self._video_frames = read_video_frames(clip.video)
             self._video_key = clip.clip_id
         if index >= len(self._video_frames):
             raise DatasetError(f"{clip.video}: frame {index} is past the {len(self._video_frames)} "
@@ -78,19 +78,6 @@ class FrameDataset(Dataset):
                                                     lambda: frames[0])
             return aligned_input(frames[index], a, self.pre)
         return array_to_input(self._video_frames[index], self.pre)
-
-
-def decode_video(clip: Clip) -> list[np.ndarray]:
-    """All frames of a video clip as RGB arrays (PyAV, the `video` extra)."""
-    try:
-        import av
-    except ImportError:
-        raise DatasetError("Reading video clips needs PyAV: pip install 'mer-cache[video]'.") from None
-    try:
-        with av.open(str(clip.video)) as container:
-            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (av.error.FFmpegError, OSError) as exc:
-        raise DatasetError(f"Cannot decode video {clip.video}: {exc}.") from None
 
 
 def _collate(items):

@@ -78,11 +78,13 @@ def read_video_frames(path: Path, n: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def reference_frames(clip: Clip, n: int) -> Iterator[np.ndarray]:
-    """The clip's first ``n`` frames, full resolution, read one by one as consumed."""
+def reference_frames(clip: Clip, n: int, start: int = 0) -> Iterator[np.ndarray]:
+    """Frames ``start`` to ``n - 1`` of a clip, full resolution, read only as consumed (a
+    video decodes from its beginning, as it has to)."""
     if clip.video is not None:
-        return iter(read_video_frames(clip.video, n))
-    return (read_rgb(p) for p in clip.frames[:n])
+        yield from read_video_frames(clip.video, n)[start:]
+    else:
+        yield from (read_rgb(p) for p in clip.frames[start:n])
 
 
 def align_frames(frames: Iterable[np.ndarray], detector, config: FaceConfig,
@@ -123,7 +125,7 @@ def align_batch(clips: Sequence[Clip], detector, config: FaceConfig) -> list[Cli
     out: list[ClipAlignment | None] = []
     for clip in clips:
         try:
-            firsts.append(next(_frames_from(clip, 0, 1), None))
+            firsts.append(next(reference_frames(clip, 1), None))
             out.append(None)
         except DatasetError as exc:
             firsts.append(None)
@@ -137,20 +139,11 @@ def align_batch(clips: Sequence[Clip], detector, config: FaceConfig) -> list[Cli
             continue
         done = [(found[k], firsts[k].shape[:2])] if k in found else []
         try:  # the next frames are read only if the first ones are not enough
-            rest = _frames_from(clip, len(done), config.search_frames)
+            rest = reference_frames(clip, config.search_frames, start=len(done))
             out[k] = align_frames(rest, detector, config, clip.clip_id, done=done)
         except DatasetError as exc:
             out[k] = _failed(exc)
     return out  # type: ignore[return-value]
-
-
-def _frames_from(clip: Clip, start: int, stop: int) -> Iterator[np.ndarray]:
-    """Frames ``start`` to ``stop - 1`` of a clip, read only when iterated (a video decodes
-    from its start, as it has to)."""
-    if clip.video is not None:
-        yield from read_video_frames(clip.video, stop)[start:]
-    else:
-        yield from (read_rgb(p) for p in clip.frames[start:stop])
 
 
 # First frames detected in one batch: the cascade's small operations are paid once per

@@ -263,10 +263,12 @@ def clip_frames(folder: Path) -> list[Path]:
 
 
 def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
-               batch_size: int = 64, face: dict | None = None) -> np.ndarray:
+               batch_size: int = 64, face: dict | None = None,
+               frames: list[Path] | None = None) -> np.ndarray:
     """All frames of a clip folder as a ``(T, D)`` float32 array, rounded through ``dtype``.
 
     ``face``: the run's cache fingerprint ``face`` entry; frames are aligned the same way.
+    ``frames``: the folder's :func:`clip_frames`, when listed already.
 
     Raises
     ------
@@ -274,7 +276,7 @@ def embed_clip(trunk: Trunk, folder: Path, *, device: torch.device, dtype: str,
         If the folder is missing or holds no image frames; FrameDecodeError for a bad frame;
         FaceError when ``face`` asks for alignment and the clip has no usable face.
     """
-    frames = clip_frames(folder)
+    frames = clip_frames(folder) if frames is None else frames
     pre, out = trunk.preprocessing, []
     from mer_cache.faces.stage import clip_input_loader  # the frames-level face stage
 
@@ -353,7 +355,7 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     if any(h.head.in_dim != fp["dim"] for h in heads):
         raise ConfigError(f"The heads in {run_dir} take {heads[0].head.in_dim}-d input but the "
                           f"run's fingerprint says {fp['dim']}-d features; the run is damaged.")
-    n_frames = [len(clip_frames(Path(f))) for f in clip_dirs]  # a wrong folder stops us here
+    listed = [clip_frames(Path(f)) for f in clip_dirs]  # a wrong folder stops us here
     trunk = build_run_trunk(fp, weights=weights).to(device)
     dtype = fp.get("dtype") or "float32"
     embeddings: dict[int, np.ndarray] = {}
@@ -361,7 +363,8 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     for i, folder in enumerate(clip_dirs):
         try:
             embeddings[i] = embed_clip(trunk, Path(folder), device=torch.device(device),
-                                       dtype=dtype, batch_size=batch_size, face=fp.get("face"))
+                                       dtype=dtype, batch_size=batch_size, face=fp.get("face"),
+                                       frames=listed[i])
         except DatasetError as exc:  # this clip's frames or face; the others go on
             failed[i] = str(exc)
         if progress is not None:
@@ -375,7 +378,7 @@ def predict_clips(run_dir: Path | str, clip_dirs: Sequence[Path | str], *,
     out = []
     for i, folder in enumerate(clip_dirs):
         if i in failed:
-            out.append(Prediction(path=Path(folder), n_frames=n_frames[i], padded=False,
+            out.append(Prediction(path=Path(folder), n_frames=len(listed[i]), padded=False,
                                   probabilities={}, predicted=None, error=failed[i]))
             continue
         j, emb = row[i], embeddings[i]

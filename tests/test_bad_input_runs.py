@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import errno
 import io
+import json
 import os
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def cut_hdf5(w) -> Path:
 def garbage_pickle(w) -> Path:
     (w.path / "w.pt").write_bytes(b"\x80\x04garbage that is no pickle")
     return w.path / "w.pt"
+
+
+def run_aligned_by_older_faces(w) -> Path:
+    """The shared run, as if its cache had been aligned by the face stage of an older
+    version (its fingerprint's face entry without this version's geometry)."""
+    from mer_cache.faces import FaceStage
+
+    run = w.copy("run")
+    doc = json.loads((run / "config.json").read_text())
+    doc["fingerprint"]["face"] = {**FaceStage().identity(), "geometry": 1}
+    (run / "config.json").write_text(json.dumps(doc))
+    return run
 
 
 def embed(w, out, *more, images=None) -> list:
@@ -190,6 +203,17 @@ CASES = [
     Case("predict-clip-empty", lambda w: (lambda r: ((w.path / "empty").mkdir(), ["predict", w.path / "empty", "--run", r])[1])(w.copy("run")), 2,
          "holds no image frames"),
     Case("predict-weights-text", lambda w: predict(w, w.copy("run"), "--weights", text_file(w)), 2, "Cannot tell the format"),
+    Case("predict-run-aligned-by-older-face-geometry", lambda w: predict(w, run_aligned_by_older_faces(w)), 2,
+         ("aligned by an older face stage", "Extract the cache again"), absent=("Traceback",)),
+    # train-head and sweep options that cannot go together
+    Case("train-head-preset-paper-flow-head",
+         lambda w: ["train-head", "--cache", w.shared["cache"], "--out", w.path / "r", "--arch", "ststnet",
+                    "--preset", "paper", "--folds", "2", "--epochs", "1"],
+         2, ("--preset paper sets a 13-frame window", "one flow map per clip", "Leave out --preset")),
+    Case("sweep-mixes-flow-and-sequence-heads",
+         lambda w: ["sweep", "--cache", w.shared["cache"], "--out", w.path / "s", "--arch", "bilstm,ststnet",
+                    "--folds", "2", "--epochs", "1"],
+         2, ("mixes flow heads", "one cache cannot feed both")),
     # train-head --out
     Case("train-head-garbage-config", lambda w: (lambda r: ((r / "config.json").write_text("{oops"), train(w, r))[1])(w.copy("run")), 2,
          "config.json exists but cannot be read"),

@@ -48,3 +48,27 @@ def test_pyramid_levels_and_crops_equal_adaptive_pooling_bit_for_bit(seed: int, 
 def test_detect_refuses_images_that_are_not_8_bit() -> None:
     with pytest.raises(ValueError, match="uint8"):
         MTCNN().detect(np.zeros((64, 64, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("score, scans", [(0.99, 1), (0.79, 2)])
+def test_first_pass_ends_the_scan_only_on_a_sure_face(score: float, scans: int, monkeypatch) -> None:
+    """A face the coarse levels give with an O-Net score under FIRST_PASS_SCORE goes on to
+    the whole pyramid (a less sure face came from a coarse box: 11 px off on a synthetic
+    frame); a sure one ends the scan there."""
+    from mer_cache.faces.mtcnn import FIRST_PASS_SCORE, Detections
+
+    assert score < FIRST_PASS_SCORE or scans == 1
+    net = MTCNN(min_face_px=20, first_pass=0.25).eval()
+    levels = []
+
+    def cascade(imgs, found):
+        levels.append(sum(len(f) for f in found))  # pyramid levels scanned so far
+        return [Detections(np.array([[1.0, 1, 30, 30]]), np.array([score]),
+                           np.full((1, 5, 2), 10.0 * len(levels))) for _ in imgs]
+
+    monkeypatch.setattr(net, "_cascade", cascade)
+    det = net.detect(np.zeros((240, 320, 3), dtype=np.uint8))
+    assert len(levels) == scans
+    if scans == 2:
+        assert levels[1] > levels[0]  # the finer levels too
+    assert det.landmarks[0, 0, 0] == 10.0 * scans  # the last scan's face

@@ -60,8 +60,9 @@ class FaceConfig:
     # Faces of at least this fraction of the short side are looked for first, on the
     # pyramid's coarse levels only; the finer levels (most of its pixels) are scanned only
     # when none is found there (MTCNN ``first_pass``; None: always the whole pyramid). MER
-    # faces fill half the short side or more. On 230 real and synthetic frames the face
-    # came out as the whole scan gives it (landmarks within 0.001 px) at 1.4-2x the speed.
+    # faces fill half the short side or more. On the 264 real and synthetic frames of
+    # benchmarks/face_detect.py the face came out as the whole scan gives it (landmarks
+    # within 0.0001 px) at 1.4-1.9x the speed.
     first_pass: float | None = 0.25
     detector: str = "mtcnn-facenet-pytorch-2.6.0"
     # Per-frame translation-only stabilisation against the clip's first frame

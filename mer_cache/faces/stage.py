@@ -147,7 +147,8 @@ def align_batch(clips: Sequence[Clip], detector, config: FaceConfig) -> list[Cli
 
 
 # First frames detected in one batch: the cascade's small operations are paid once per
-# batch (a 320x240 detection 11.1 -> 7.6 ms for 16, 640x360 13.4 -> 9.4 ms, one thread)
+# batch (benchmarks/face_detect.py, one thread: 640x360 10.2 -> 7.2 ms a frame, 320x240
+# 9.2 -> 6.2 ms; 32 a batch was no faster, 64 slower)
 BATCH_CLIPS = 16
 
 
@@ -159,10 +160,9 @@ def align_clips(clips: list[Clip], config: FaceConfig = FaceConfig(), *,
     Clips go in batches of up to ``BATCH_CLIPS`` whose first frames are detected together
     (:func:`align_batch`). By default one thread per torch thread works through the
     batches in this process; ``workers`` > 1 uses that many worker processes instead, and
-    ``workers=1`` one thread. Measured with batches (2 cores): the 128 raw synthetic clips
-    took 0.75-0.83 s in two threads, 0.77-0.90 s in two processes and 0.77-1.02 s in one
-    thread (its batched convolutions on two torch threads); 15 real 640x360 clips
-    0.15-0.18 s, 0.30-0.33 s (the processes' start-up) and 0.16-0.22 s.
+    ``workers=1`` one thread. benchmarks/face_detect.py (2 cores): the 128 raw synthetic
+    clips took 0.69 s on a thread per core, 0.79 s on two processes and 1.17 s on one
+    thread; 15 real 640x360 clips 0.15, 0.29 (the processes' start-up) and 0.17 s.
 
     Raises
     ------
